@@ -1,0 +1,69 @@
+/*
+ * Small helpers shared by every pgq binary and libpgq: allocation that exits
+ * on out-of-memory, monotonic clocks, duration and size parsing, UUIDs and
+ * descriptor hygiene.
+ */
+#ifndef PGQ_COMMON_H
+#define PGQ_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PGQ_WUR __attribute__((warn_unused_result))
+#define PGQ_NORETURN __attribute__((noreturn))
+#define PGQ_UNUSED __attribute__((unused))
+
+#define PGQ_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation: exits with a log line on out-of-memory, never returns NULL. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n, size_t size);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+/* printf into a fresh buffer; exits on out-of-memory. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic and wall clocks. */
+uint64_t clock_mono_ms(void);
+uint64_t clock_mono_us(void);
+double clock_wall_s(void);
+
+/*
+ * Parses a duration: a non-negative number with an optional unit us, ms, s,
+ * m, h or d (no unit = seconds), e.g. "500ms", "30s", "1.5m". Stores
+ * milliseconds. Returns false on anything else, on overflow and on an empty
+ * string.
+ */
+bool parse_duration_ms(const char *s, uint64_t *ms_out) PGQ_WUR;
+
+/* Parses a size with an optional unit B, k/K, M, G (powers of 1024). */
+bool parse_size_bytes(const char *s, uint64_t *bytes_out) PGQ_WUR;
+
+/* Parses a whole decimal number in [min, max]; false when not one. */
+bool parse_int_range(const char *s, long long min, long long max,
+    long long *out) PGQ_WUR;
+
+/* Parses true/false, yes/no, on/off, 1/0 (any case). */
+bool parse_bool(const char *s, bool *out) PGQ_WUR;
+
+/* A random (version 4) UUID in canonical text form, 36 chars + NUL. */
+#define UUID_STR_LEN 37
+void uuid_generate_str(char out[UUID_STR_LEN]);
+
+/* Fills buf with random bytes (getrandom, falling back to /dev/urandom). */
+void random_bytes(void *buf, size_t len);
+/* A uniformly distributed random number in [0, bound). bound > 0. */
+uint64_t random_below(uint64_t bound);
+
+/* Sets FD_CLOEXEC / O_NONBLOCK on fd; -1 with errno on failure. */
+int fd_set_cloexec(int fd) PGQ_WUR;
+int fd_set_nonblock(int fd) PGQ_WUR;
+/* Closes every descriptor >= 3 except those listed. */
+void fd_close_all_except(const int *keep, size_t nkeep);
+
+/* True when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most maxlen bytes. */
+bool ident_valid(const char *s, size_t maxlen);
+
+#endif

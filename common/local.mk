@@ -1,0 +1,5 @@
+# common/: logging and small helpers, linked into everything through libpgq_internal
+noinst_LTLIBRARIES += libpgq_internal.la
+libpgq_internal_la_SOURCES = \
+	common/common.h common/log.h common/log.c common/util.c
+libpgq_internal_la_LIBADD = $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm

@@ -1,0 +1,375 @@
+/*
+ * Allocation, clocks, number/duration/size parsing, UUIDs and descriptor
+ * helpers. Parsers are strict: trailing garbage, signs and overflow fail.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "common/log.h"
+
+void *
+xmalloc(size_t size)
+{
+	void *p = malloc(size == 0 ? 1 : size);
+
+	if (p == NULL)
+		fatalx("out of memory: malloc size=%zu", size);
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n == 0 ? 1 : n, size == 0 ? 1 : size);
+
+	if (p == NULL)
+		fatalx("out of memory: calloc n=%zu size=%zu", n, size);
+	return p;
+}
+
+void *
+xrealloc(void *p, size_t n, size_t size)
+{
+	void *q;
+
+	if (size != 0 && n > SIZE_MAX / size)
+		fatalx("out of memory: realloc overflow n=%zu size=%zu", n,
+		    size);
+	q = realloc(p, n * size == 0 ? 1 : n * size);
+	if (q == NULL)
+		fatalx("out of memory: realloc n=%zu size=%zu", n, size);
+	return q;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		fatalx("out of memory: strdup");
+	return p;
+}
+
+char *
+xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (p == NULL)
+		fatalx("out of memory: strndup");
+	return p;
+}
+
+char *
+xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("xasprintf: bad format");
+	p = xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+uint64_t
+clock_mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t
+clock_mono_ms(void)
+{
+	return clock_mono_us() / 1000u;
+}
+
+double
+clock_wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Splits "1.5ms" into 1.5 and "ms"; the number must be plain and finite. */
+static bool
+parse_number_unit(const char *s, double *num, const char **unit)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return false;
+	errno = 0;
+	*num = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(*num) || *num < 0)
+		return false;
+	while (isspace((unsigned char)*end))
+		end++;
+	*unit = end;
+	return true;
+}
+
+static bool
+unit_is(const char *unit, const char *want)
+{
+	size_t n = strlen(want);
+	const char *p;
+
+	if (strncmp(unit, want, n) != 0)
+		return false;
+	for (p = unit + n; *p != '\0'; p++)
+		if (!isspace((unsigned char)*p))
+			return false;
+	return true;
+}
+
+bool
+parse_duration_ms(const char *s, uint64_t *ms_out)
+{
+	static const struct {
+		const char *unit;
+		double ms;
+	} units[] = {
+	    {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000},
+	    {"h", 3600000}, {"d", 86400000}, {"", 1000},
+	};
+	const char *unit;
+	double num;
+
+	if (!parse_number_unit(s, &num, &unit))
+		return false;
+	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
+		if (unit_is(unit, units[i].unit)) {
+			double ms = num * units[i].ms;
+
+			if (ms > 9.0e15)
+				return false;
+			*ms_out = (uint64_t)llround(ms);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+parse_size_bytes(const char *s, uint64_t *bytes_out)
+{
+	static const struct {
+		const char *unit;
+		double mult;
+	} units[] = {
+	    {"B", 1}, {"k", 1024}, {"K", 1024}, {"kB", 1024}, {"KB", 1024},
+	    {"M", 1048576}, {"MB", 1048576}, {"G", 1073741824},
+	    {"GB", 1073741824}, {"", 1},
+	};
+	const char *unit;
+	double num;
+
+	if (!parse_number_unit(s, &num, &unit))
+		return false;
+	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
+		if (unit_is(unit, units[i].unit)) {
+			double b = num * units[i].mult;
+
+			if (b > 9.0e15)
+				return false;
+			*bytes_out = (uint64_t)llround(b);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool
+parse_int_range(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '\0')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s)
+		return false;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0' || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+bool
+parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "on", "1"};
+	static const char *const no[] = {"false", "no", "off", "0"};
+
+	for (size_t i = 0; i < PGQ_NELEM(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+random_bytes(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("getrandom");
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+uint64_t
+random_below(uint64_t bound)
+{
+	uint64_t r, limit = UINT64_MAX - UINT64_MAX % bound;
+
+	do
+		random_bytes(&r, sizeof(r));
+	while (r >= limit);
+	return r % bound;
+}
+
+void
+uuid_generate_str(char out[UUID_STR_LEN])
+{
+	unsigned char b[16];
+
+	random_bytes(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, UUID_STR_LEN,
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x",
+	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
+	    b[11], b[12], b[13], b[14], b[15]);
+}
+
+int
+fd_set_cloexec(int fd)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+int
+fd_set_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+static bool
+fd_is_kept(int fd, const int *keep, size_t nkeep)
+{
+	for (size_t i = 0; i < nkeep; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
+void
+fd_close_all_except(const int *keep, size_t nkeep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int dfd;
+
+	if (d == NULL) {
+		long max = sysconf(_SC_OPEN_MAX);
+
+		for (int fd = 3; fd < (max > 0 ? max : 1024); fd++)
+			if (!fd_is_kept(fd, keep, nkeep))
+				close(fd);
+		return;
+	}
+	dfd = dirfd(d);
+	/* Collect first: closing while reading the directory is unsafe. */
+	int fds[1024];
+	size_t n = 0;
+	while ((de = readdir(d)) != NULL && n < PGQ_NELEM(fds)) {
+		long long v;
+
+		if (!parse_int_range(de->d_name, 3, 1 << 30, &v))
+			continue;
+		if ((int)v == dfd || fd_is_kept((int)v, keep, nkeep))
+			continue;
+		fds[n++] = (int)v;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+	if (n == PGQ_NELEM(fds))
+		fd_close_all_except(keep, nkeep);
+}
+
+bool
+ident_valid(const char *s, size_t maxlen)
+{
+	size_t n = 0;
+
+	if (s == NULL || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (; s[n] != '\0'; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (!(c < 128 && (isalnum(c) || c == '_')))
+			return false;
+	}
+	return n <= maxlen;
+}

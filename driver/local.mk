@@ -1,0 +1,1 @@
+# driver/: filled in as it lands

@@ -1,0 +1,1 @@
+# examples/: filled in as it lands

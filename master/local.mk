@@ -1,0 +1,1 @@
+# master/: filled in as it lands

@@ -1,0 +1,1 @@
+# sql/: filled in as it lands

@@ -1,0 +1,1 @@
+# tests/daemon/: suites register here

@@ -1,0 +1,1 @@
+# tests/db/: suites register here

@@ -1,0 +1,1 @@
+# tests/unit/: suites register here
