@@ -1,5 +1,6 @@
 # common/: logging and small helpers, linked into everything through libpgq_internal
 noinst_LTLIBRARIES += libpgq_internal.la
 libpgq_internal_la_SOURCES = \
-	common/common.h common/log.h common/log.c common/util.c
+	common/common.h common/log.h common/log.c common/util.c \
+	common/channel.h common/channel.c
 libpgq_internal_la_LIBADD = $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm

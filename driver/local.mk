@@ -1,1 +1,2 @@
-# driver/: filled in as it lands
+# driver/: libpq layer (checks, errors, execution, LISTEN, backoff)
+libpgq_internal_la_SOURCES += driver/driver.h driver/error.c driver/exec.c
