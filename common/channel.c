@@ -14,8 +14,8 @@
 int
 chan_pair(int fds[2])
 {
-	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
-	    0, fds);
+	return socketpair(
+		AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds);
 }
 
 int
@@ -72,8 +72,9 @@ chan_recv(int fd, struct chan_msg *m)
 const char *
 chan_type_name(uint32_t type)
 {
-	static const char *const names[] = {"none", "wake", "shutdown", "fast",
-	    "cancel", "hello", "job_start", "job_end", "wake_more", "idle"};
+	static const char *const names[] = {
+		"none",	 "wake",      "shutdown", "fast",      "cancel",
+		"hello", "job_start", "job_end",  "wake_more", "idle"};
 
 	return type < CHAN_TYPE_MAX ? names[type] : "invalid";
 }

@@ -13,18 +13,19 @@
 #include "common/common.h"
 
 enum chan_type {
-	CHAN_NONE = 0,	    /* never sent */
+	CHAN_NONE = 0, /* never sent */
 	/* master -> worker */
-	CHAN_WAKE,	    /* there may be work: claim until none is left */
-	CHAN_SHUTDOWN,	    /* graceful: stop claiming, finish the job, exit 0 */
-	CHAN_FAST,	    /* fast: stop the running job, return it, exit 0 */
-	CHAN_CANCEL,	    /* a = job id: stop it if running, end it canceled */
+	CHAN_WAKE,     /* there may be work: claim until none is left */
+	CHAN_SHUTDOWN, /* graceful: stop claiming, finish the job, exit 0 */
+	CHAN_FAST,     /* fast: stop the running job, return it, exit 0 */
+	CHAN_CANCEL,   /* a = job id: stop it if running, end it canceled */
 	/* worker -> master */
-	CHAN_HELLO,	    /* connected: uuid = queue_manager_id, a = backend pid */
-	CHAN_JOB_START,	    /* a = job id, b = timeout ms (0 = none), text = entrypoint */
-	CHAN_JOB_END,	    /* a = job id, b = outcome (enum pgq_outcome) */
-	CHAN_WAKE_MORE,	    /* found work: wake one more idle worker (chain wake) */
-	CHAN_IDLE,	    /* nothing left to claim; waiting for a wake */
+	CHAN_HELLO, /* connected: uuid = queue_manager_id, a = backend pid */
+	CHAN_JOB_START, /* a = job id, b = timeout ms (0 = none), text =
+			   entrypoint */
+	CHAN_JOB_END,	/* a = job id, b = outcome (enum pgq_outcome) */
+	CHAN_WAKE_MORE, /* found work: wake one more idle worker (chain wake) */
+	CHAN_IDLE,	/* nothing left to claim; waiting for a wake */
 	CHAN_TYPE_MAX
 };
 
@@ -35,7 +36,7 @@ struct chan_msg {
 	uint32_t flags; /* reserved, 0 */
 	int64_t a;
 	int64_t b;
-	char uuid[40];	/* NUL-terminated */
+	char uuid[40];		  /* NUL-terminated */
 	char text[CHAN_TEXT_MAX]; /* NUL-terminated */
 };
 

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PGQ_WUR __attribute__((warn_unused_result))
+#define PGQ_WUR	     __attribute__((warn_unused_result))
 #define PGQ_NORETURN __attribute__((noreturn))
-#define PGQ_UNUSED __attribute__((unused))
+#define PGQ_UNUSED   __attribute__((unused))
 
 #define PGQ_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -43,7 +43,7 @@ bool parse_size_bytes(const char *s, uint64_t *bytes_out) PGQ_WUR;
 
 /* Parses a whole decimal number in [min, max]; false when not one. */
 bool parse_int_range(const char *s, long long min, long long max,
-    long long *out) PGQ_WUR;
+		     long long *out) PGQ_WUR;
 
 /* Parses true/false, yes/no, on/off, 1/0 (any case). */
 bool parse_bool(const char *s, bool *out) PGQ_WUR;

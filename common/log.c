@@ -24,8 +24,7 @@ static int log_fd = STDERR_FILENO;
 static char log_role[64];
 static bool log_timestamps;
 
-static const char *const log_level_names[] = {"error", "warn", "info",
-    "debug"};
+static const char *const log_level_names[] = {"error", "warn", "info", "debug"};
 
 void
 log_init(const char *progname, enum log_level level)
@@ -121,7 +120,7 @@ log_set_timestamps(bool on)
 
 static void
 log_vwrite(enum log_level level, const char *errstr, const char *fmt,
-    va_list ap)
+	   va_list ap)
 {
 	char line[2048];
 	size_t off = 0;
@@ -132,7 +131,7 @@ log_vwrite(enum log_level level, const char *errstr, const char *fmt,
 		goto out;
 	if (log_target_cur == LOG_TARGET_SYSLOG) {
 		static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO,
-		    LOG_DEBUG};
+					   LOG_DEBUG};
 		n = 0;
 		if (log_role[0] != '\0')
 			n = snprintf(line, sizeof(line), "%s: ", log_role);
@@ -152,14 +151,14 @@ log_vwrite(enum log_level level, const char *errstr, const char *fmt,
 		localtime_r(&ts.tv_sec, &tm);
 		off = strftime(line, sizeof(line), "%Y-%m-%d %H:%M:%S", &tm);
 		n = snprintf(line + off, sizeof(line) - off, ".%03ld ",
-		    ts.tv_nsec / 1000000);
+			     ts.tv_nsec / 1000000);
 		off += n > 0 ? (size_t)n : 0;
 	}
 	n = snprintf(line + off, sizeof(line) - off, "%s[%ld]: %s%s%s%s",
-	    log_progname, (long)getpid(), log_role,
-	    log_role[0] != '\0' ? ": " : "",
-	    level == LOG_LEVEL_ERROR ? "error: " : "",
-	    level == LOG_LEVEL_WARN ? "warning: " : "");
+		     log_progname, (long)getpid(), log_role,
+		     log_role[0] != '\0' ? ": " : "",
+		     level == LOG_LEVEL_ERROR ? "error: " : "",
+		     level == LOG_LEVEL_WARN ? "warning: " : "");
 	off += n > 0 ? (size_t)n : 0;
 	if (off < sizeof(line)) {
 		n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);

@@ -47,9 +47,9 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
-PGQ_NORETURN;
-void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
-PGQ_NORETURN;
+void fatal(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2))) PGQ_NORETURN;
+void fatalx(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2))) PGQ_NORETURN;
 
 #endif

@@ -48,7 +48,7 @@ xrealloc(void *p, size_t n, size_t size)
 
 	if (size != 0 && n > SIZE_MAX / size)
 		fatalx("out of memory: realloc overflow n=%zu size=%zu", n,
-		    size);
+		       size);
 	q = realloc(p, n * size == 0 ? 1 : n * size);
 	if (q == NULL)
 		fatalx("out of memory: realloc n=%zu size=%zu", n, size);
@@ -159,8 +159,8 @@ parse_duration_ms(const char *s, uint64_t *ms_out)
 		const char *unit;
 		double ms;
 	} units[] = {
-	    {"us", 0.001}, {"ms", 1}, {"s", 1000}, {"m", 60000},
-	    {"h", 3600000}, {"d", 86400000}, {"", 1000},
+		{"us", 0.001},	{"ms", 1},	 {"s", 1000}, {"m", 60000},
+		{"h", 3600000}, {"d", 86400000}, {"", 1000},
 	};
 	const char *unit;
 	double num;
@@ -187,9 +187,10 @@ parse_size_bytes(const char *s, uint64_t *bytes_out)
 		const char *unit;
 		double mult;
 	} units[] = {
-	    {"B", 1}, {"k", 1024}, {"K", 1024}, {"kB", 1024}, {"KB", 1024},
-	    {"M", 1048576}, {"MB", 1048576}, {"G", 1073741824},
-	    {"GB", 1073741824}, {"", 1},
+		{"B", 1},	 {"k", 1024},	    {"K", 1024},
+		{"kB", 1024},	 {"KB", 1024},	    {"M", 1048576},
+		{"MB", 1048576}, {"G", 1073741824}, {"GB", 1073741824},
+		{"", 1},
 	};
 	const char *unit;
 	double num;
@@ -288,10 +289,10 @@ uuid_generate_str(char out[UUID_STR_LEN])
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
 	snprintf(out, UUID_STR_LEN,
-	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x",
-	    b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-	    b[11], b[12], b[13], b[14], b[15]);
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 int

@@ -17,7 +17,7 @@
 #include "pgq.h"
 
 /* Oldest server release pgq supports (SKIP LOCKED, jsonb, identity columns). */
-#define DRIVER_MIN_SERVER_VERSION 120000
+#define DRIVER_MIN_SERVER_VERSION     120000
 #define DRIVER_MIN_SERVER_VERSION_STR "12"
 
 /* ---- errors ---- */
@@ -26,17 +26,18 @@
 void driver_error_clear(struct pgq_error *err);
 /* Fills err with a class, no SQLSTATE, and a formatted message. */
 void driver_error_set(struct pgq_error *err, enum pgq_error_class klass,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+		      const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Sets the hint of err (formatted). */
 void driver_error_hint(struct pgq_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 /*
  * Fills err from a failed result (res may be NULL: then from the connection's
  * error message): class from the SQLSTATE, server message, the hint of the
  * class (undefined table: "run pgq install").
  */
 void driver_error_from_result(struct pgq_error *err, PGconn *conn,
-    const PGresult *res);
+			      const PGresult *res);
 /* Class for a SQLSTATE ("" or NULL = connection trouble). */
 enum pgq_error_class driver_error_classify(const char *sqlstate);
 
@@ -59,7 +60,7 @@ PGconn *driver_connect(const char *conninfo, struct pgq_error *err);
  * PGQ_ERR_CONNECTION) saying what is wrong and what to do.
  */
 int driver_check(PGconn *conn, enum pgq_role role, char *warning,
-    size_t warnlen, struct pgq_error *err) PGQ_WUR;
+		 size_t warnlen, struct pgq_error *err) PGQ_WUR;
 
 /* ---- blocking execution ---- */
 
@@ -67,8 +68,8 @@ int driver_check(PGconn *conn, enum pgq_role role, char *warning,
  * Runs a statement with the simple protocol (several statements allowed).
  * Returns 0 or -1 with err filled.
  */
-int driver_exec_simple(PGconn *conn, const char *sql, struct pgq_error *err)
-    PGQ_WUR;
+int driver_exec_simple(PGconn *conn, const char *sql,
+		       struct pgq_error *err) PGQ_WUR;
 
 /*
  * Runs one statement with parameters (text format unless formats says
@@ -76,8 +77,9 @@ int driver_exec_simple(PGconn *conn, const char *sql, struct pgq_error *err)
  * PGRES_COMMAND_OK, or NULL with err filled.
  */
 PGresult *driver_exec_params(PGconn *conn, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats,
-    int result_format, struct pgq_error *err);
+			     const char *const *values, const int *lengths,
+			     const int *formats, int result_format,
+			     struct pgq_error *err);
 
 /*
  * A set of prepared statements on one connection. A statement is prepared on
@@ -96,9 +98,10 @@ void driver_prepared_reset(struct driver_prepared *p);
  * driver_exec_params.
  */
 PGresult *driver_exec_prepared(PGconn *conn, struct driver_prepared *p,
-    int slot, const char *name, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats,
-    int result_format, struct pgq_error *err);
+			       int slot, const char *name, const char *sql,
+			       int nparams, const char *const *values,
+			       const int *lengths, const int *formats,
+			       int result_format, struct pgq_error *err);
 
 /* ---- non-blocking execution on a libev loop ---- */
 
@@ -106,10 +109,10 @@ struct driver_async;
 /* Called once per query with its final result (NULL + err on failure). The
  * result is cleared after the callback returns. */
 typedef void (*driver_async_fn)(struct driver_async *a, PGresult *res,
-    const struct pgq_error *err, void *arg);
+				const struct pgq_error *err, void *arg);
 /* Called for every notification received on the connection (borrowed). */
 typedef void (*driver_notify_fn)(struct driver_async *a, const PGnotify *n,
-    void *arg);
+				 void *arg);
 /* Called when the connection is found broken; the owner reconnects. */
 typedef void (*driver_lost_fn)(struct driver_async *a, void *arg);
 
@@ -119,12 +122,14 @@ typedef void (*driver_lost_fn)(struct driver_async *a, void *arg);
  * readable. Does not take ownership of conn.
  */
 struct driver_async *driver_async_new(struct ev_loop *loop, PGconn *conn,
-    driver_notify_fn on_notify, driver_lost_fn on_lost, void *arg);
+				      driver_notify_fn on_notify,
+				      driver_lost_fn on_lost, void *arg);
 /* Stops the watchers and fails queued queries with a connection error. */
 void driver_async_free(struct driver_async *a);
 /* Queues a query with text parameters (copied). Returns 0 or -1. */
 int driver_async_query(struct driver_async *a, const char *sql, int nparams,
-    const char *const *values, driver_async_fn done, void *arg) PGQ_WUR;
+		       const char *const *values, driver_async_fn done,
+		       void *arg) PGQ_WUR;
 /* Number of queries queued or running. */
 size_t driver_async_pending(const struct driver_async *a);
 
@@ -136,10 +141,10 @@ bool driver_channel_valid(const char *name);
 bool driver_listen_sql(const char *channel, char *buf, size_t len);
 
 enum driver_event_type {
-	DRIVER_EVENT_UNKNOWN = 0,    /* valid JSON of a type we ignore */
-	DRIVER_EVENT_TABLE_CHANGED,  /* table_changed_event from the trigger */
-	DRIVER_EVENT_CANCELLATION,   /* cancellation_event with job ids */
-	DRIVER_EVENT_HEALTH_CHECK,   /* health_check_event with an id */
+	DRIVER_EVENT_UNKNOWN = 0,   /* valid JSON of a type we ignore */
+	DRIVER_EVENT_TABLE_CHANGED, /* table_changed_event from the trigger */
+	DRIVER_EVENT_CANCELLATION,  /* cancellation_event with job ids */
+	DRIVER_EVENT_HEALTH_CHECK,  /* health_check_event with an id */
 };
 
 enum driver_operation {
@@ -154,9 +159,9 @@ struct driver_event {
 	enum driver_event_type type;
 	enum driver_operation operation; /* table_changed_event only */
 	char channel[64];
-	char table[128];		 /* table_changed_event only */
-	char id[64];			 /* health_check_event only */
-	int64_t *ids;			 /* cancellation_event only; owned */
+	char table[128]; /* table_changed_event only */
+	char id[64];	 /* health_check_event only */
+	int64_t *ids;	 /* cancellation_event only; owned */
 	size_t nids;
 };
 
@@ -166,7 +171,7 @@ struct driver_event {
  * a JSON object or a known type lacks its fields.
  */
 int driver_event_parse(const char *payload, struct driver_event *ev,
-    char *errbuf, size_t errlen) PGQ_WUR;
+		       char *errbuf, size_t errlen) PGQ_WUR;
 /* Frees what an event owns; safe on a zeroed or cleared event. */
 void driver_event_clear(struct driver_event *ev);
 
@@ -179,7 +184,7 @@ struct driver_backoff {
 };
 
 void driver_backoff_init(struct driver_backoff *b, uint64_t base_ms,
-    uint64_t cap_ms);
+			 uint64_t cap_ms);
 /* The next delay: base * 2^attempt capped, with +-25 % jitter. */
 uint64_t driver_backoff_next_ms(struct driver_backoff *b);
 void driver_backoff_reset(struct driver_backoff *b);

@@ -22,7 +22,7 @@ driver_error_clear(struct pgq_error *err)
 
 void
 driver_error_set(struct pgq_error *err, enum pgq_error_class klass,
-    const char *fmt, ...)
+		 const char *fmt, ...)
 {
 	va_list ap;
 
@@ -52,7 +52,8 @@ driver_error_classify(const char *sqlstate)
 {
 	if (sqlstate == NULL || sqlstate[0] == '\0')
 		return PGQ_ERR_CONNECTION;
-	/* class 08: connection exception; 57P01..57P03: shutdown, cannot connect */
+	/* class 08: connection exception; 57P01..57P03: shutdown, cannot
+	 * connect */
 	if (strncmp(sqlstate, "08", 2) == 0 || strcmp(sqlstate, "57P01") == 0 ||
 	    strcmp(sqlstate, "57P02") == 0 || strcmp(sqlstate, "57P03") == 0)
 		return PGQ_ERR_CONNECTION;
@@ -81,7 +82,7 @@ copy_trimmed(char *dst, size_t len, const char *s)
 
 void
 driver_error_from_result(struct pgq_error *err, PGconn *conn,
-    const PGresult *res)
+			 const PGresult *res)
 {
 	const char *state = NULL, *msg = NULL, *hint = NULL;
 
@@ -105,22 +106,24 @@ driver_error_from_result(struct pgq_error *err, PGconn *conn,
 	if (state != NULL)
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
 	copy_trimmed(err->message, sizeof(err->message),
-	    msg != NULL && msg[0] != '\0' ? msg : "unknown error");
+		     msg != NULL && msg[0] != '\0' ? msg : "unknown error");
 	if (hint != NULL)
 		copy_trimmed(err->hint, sizeof(err->hint), hint);
 	else if (err->klass == PGQ_ERR_UNDEFINED_TABLE)
 		snprintf(err->hint, sizeof(err->hint),
-		    "the queue tables are missing in this database: run pgq "
-		    "install (or check the prefix and schema)");
+			 "the queue tables are missing in this database: run "
+			 "pgq "
+			 "install (or check the prefix and schema)");
 	else if (err->klass == PGQ_ERR_CONNECTION)
 		snprintf(err->hint, sizeof(err->hint),
-		    "check that the server is running and the connection "
-		    "settings (dsn, PGHOST, PGPORT) are right");
+			 "check that the server is running and the connection "
+			 "settings (dsn, PGHOST, PGPORT) are right");
 	else if (err->klass == PGQ_ERR_UNIQUE)
 		snprintf(err->hint, sizeof(err->hint),
-		    "a job with the same dedupe_key is already queued or "
-		    "running; enqueue with on-conflict skip to leave it out");
+			 "a job with the same dedupe_key is already queued or "
+			 "running; enqueue with on-conflict skip to leave it "
+			 "out");
 	else if (err->klass == PGQ_ERR_SERIALIZATION)
 		snprintf(err->hint, sizeof(err->hint),
-		    "a concurrent transaction conflicted: retry");
+			 "a concurrent transaction conflicted: retry");
 }

@@ -33,11 +33,11 @@ driver_exec_simple(PGconn *conn, const char *sql, struct pgq_error *err)
 
 PGresult *
 driver_exec_params(PGconn *conn, const char *sql, int nparams,
-    const char *const *values, const int *lengths, const int *formats,
-    int result_format, struct pgq_error *err)
+		   const char *const *values, const int *lengths,
+		   const int *formats, int result_format, struct pgq_error *err)
 {
 	PGresult *r = PQexecParams(conn, sql, nparams, NULL, values, lengths,
-	    formats, result_format);
+				   formats, result_format);
 
 	if (r == NULL || !result_ok(r)) {
 		driver_error_from_result(err, conn, r);
@@ -55,15 +55,17 @@ driver_prepared_reset(struct driver_prepared *p)
 
 PGresult *
 driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
-    const char *name, const char *sql, int nparams, const char *const *values,
-    const int *lengths, const int *formats, int result_format,
-    struct pgq_error *err)
+		     const char *name, const char *sql, int nparams,
+		     const char *const *values, const int *lengths,
+		     const int *formats, int result_format,
+		     struct pgq_error *err)
 {
 	PGresult *r;
 
 	if (slot < 0 || slot >= DRIVER_MAX_PREPARED) {
-		driver_error_set(err, PGQ_ERR_INVALID,
-		    "prepared statement slot out of range: slot=%d", slot);
+		driver_error_set(
+			err, PGQ_ERR_INVALID,
+			"prepared statement slot out of range: slot=%d", slot);
 		return NULL;
 	}
 	if (!p->ready[slot]) {
@@ -77,7 +79,7 @@ driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
 		p->ready[slot] = true;
 	}
 	r = PQexecPrepared(conn, name, nparams, values, lengths, formats,
-	    result_format);
+			   result_format);
 	if (r == NULL || !result_ok(r)) {
 		driver_error_from_result(err, conn, r);
 		/* A lost connection loses its prepared statements too. */

@@ -21,23 +21,29 @@ extern "C" {
 /* Bumped when struct pgq_job or the handler signatures change. */
 #define PGQ_ABI_VERSION 1
 
-/* What kind of failure a call met; derived from the SQLSTATE when there is one. */
+/* What kind of failure a call met; derived from the SQLSTATE when there is one.
+ */
 enum pgq_error_class {
-	PGQ_OK = 0,		 /* no error */
-	PGQ_ERR_CONNECTION,	 /* could not connect, or the connection was lost (08xxx, 57P01..) */
-	PGQ_ERR_UNIQUE,		 /* unique violation (23505): a duplicate dedupe_key */
-	PGQ_ERR_UNDEFINED_TABLE, /* the queue objects are missing (42P01, 42704): run pgq install */
-	PGQ_ERR_SERIALIZATION,	 /* serialization failure or deadlock (40001, 40P01): retry */
-	PGQ_ERR_CHECK,		 /* a connection check failed (transaction, version, isolation) */
-	PGQ_ERR_INVALID,	 /* a bad argument: name, size, count; nothing was sent */
-	PGQ_ERR_OTHER,		 /* any other server or client error */
+	PGQ_OK = 0,	    /* no error */
+	PGQ_ERR_CONNECTION, /* could not connect, or the connection was lost
+			       (08xxx, 57P01..) */
+	PGQ_ERR_UNIQUE, /* unique violation (23505): a duplicate dedupe_key */
+	PGQ_ERR_UNDEFINED_TABLE, /* the queue objects are missing (42P01,
+				    42704): run pgq install */
+	PGQ_ERR_SERIALIZATION,	 /* serialization failure or deadlock (40001,
+				    40P01): retry */
+	PGQ_ERR_CHECK,	 /* a connection check failed (transaction, version,
+			    isolation) */
+	PGQ_ERR_INVALID, /* a bad argument: name, size, count; nothing was sent
+			  */
+	PGQ_ERR_OTHER,	 /* any other server or client error */
 };
 
 struct pgq_error {
 	enum pgq_error_class klass; /* PGQ_OK when there is no error */
-	char sqlstate[6];	    /* five characters, or "" when not from the server */
-	char message[512];	    /* what went wrong, server text included */
-	char hint[256];		    /* what to do about it, or "" */
+	char sqlstate[6];  /* five characters, or "" when not from the server */
+	char message[512]; /* what went wrong, server text included */
+	char hint[256];	   /* what to do about it, or "" */
 };
 
 /* Returns a static name for a class: "connection", "unique_violation", ... */
@@ -45,15 +51,20 @@ const char *pgq_error_class_name(enum pgq_error_class klass);
 
 /* What a connection is for; consumers are held to stricter checks. */
 enum pgq_role {
-	PGQ_ROLE_PRODUCER = 0, /* enqueue and inspect; may be inside the caller's transaction */
-	PGQ_ROLE_CONSUMER,     /* claims jobs: must be in autocommit, read committed */
+	PGQ_ROLE_PRODUCER = 0, /* enqueue and inspect; may be inside the
+				  caller's transaction */
+	PGQ_ROLE_CONSUMER, /* claims jobs: must be in autocommit, read committed
+			    */
 };
 
 /* Names of the queue objects; NULL members take the defaults. */
 struct pgq_options {
-	const char *prefix;  /* PGQUEUER_PREFIX: prepended to every object name; default "" */
-	const char *schema;  /* PGQUEUER_SCHEMA: schema of the tables; default: search_path */
-	const char *channel; /* notification channel; default prefix + "ch_pgqueuer" */
+	const char *prefix;  /* PGQUEUER_PREFIX: prepended to every object name;
+				default "" */
+	const char *schema;  /* PGQUEUER_SCHEMA: schema of the tables; default:
+				search_path */
+	const char *channel; /* notification channel; default prefix +
+				"ch_pgqueuer" */
 };
 
 /* A checked connection with the queue's names and prepared statements. */
@@ -65,7 +76,7 @@ struct pgq;
  * Returns NULL and fills err on failure.
  */
 struct pgq *pgq_connect(const char *conninfo, const struct pgq_options *opt,
-    enum pgq_role role, struct pgq_error *err);
+			enum pgq_role role, struct pgq_error *err);
 
 /*
  * Wraps a connection the caller already has (the C form of PgQueuer's
@@ -75,7 +86,7 @@ struct pgq *pgq_connect(const char *conninfo, const struct pgq_options *opt,
  * notification, when the caller commits.
  */
 struct pgq *pgq_wrap(PGconn *conn, const struct pgq_options *opt,
-    enum pgq_role role, struct pgq_error *err);
+		     enum pgq_role role, struct pgq_error *err);
 
 /* Frees the handle, and closes the connection if pgq_connect opened it. */
 void pgq_free(struct pgq *q);
@@ -88,24 +99,25 @@ const char *pgq_channel(const struct pgq *q);
 
 /* One job to enqueue. Zero-initialise, then set what you need. */
 struct pgq_job_spec {
-	const char *entrypoint;	 /* required; the handler's name */
-	const void *payload;	 /* bytes, or NULL for a NULL payload */
-	size_t payload_len;	 /* length of payload */
-	int32_t priority;	 /* higher runs first; default 0 */
-	int64_t delay_ms;	 /* execute_after = now() + delay; default 0 */
-	const char *dedupe_key;	 /* NULL = none */
+	const char *entrypoint;	  /* required; the handler's name */
+	const void *payload;	  /* bytes, or NULL for a NULL payload */
+	size_t payload_len;	  /* length of payload */
+	int32_t priority;	  /* higher runs first; default 0 */
+	int64_t delay_ms;	  /* execute_after = now() + delay; default 0 */
+	const char *dedupe_key;	  /* NULL = none */
 	const char *headers_json; /* a JSON object as text, or NULL */
 };
 
 /* What to do with a job whose dedupe_key is already queued or picked. */
 enum pgq_on_conflict {
-	PGQ_CONFLICT_RAISE = 0, /* fail the whole statement with PGQ_ERR_UNIQUE */
-	PGQ_CONFLICT_SKIP,	/* leave the duplicate out; its id is 0 */
+	PGQ_CONFLICT_RAISE =
+		0,	   /* fail the whole statement with PGQ_ERR_UNIQUE */
+	PGQ_CONFLICT_SKIP, /* leave the duplicate out; its id is 0 */
 };
 
 /* Enqueues one job; stores its id. Returns 0, or -1 with err filled. */
 int pgq_enqueue(struct pgq *q, const struct pgq_job_spec *job, int64_t *id_out,
-    struct pgq_error *err);
+		struct pgq_error *err);
 
 /*
  * Enqueues n jobs in one statement; ids_out (may be NULL) receives their ids
@@ -113,12 +125,12 @@ int pgq_enqueue(struct pgq *q, const struct pgq_job_spec *job, int64_t *id_out,
  * NULL) receives how many were inserted. Returns 0 or -1 with err filled.
  */
 int pgq_enqueue_batch(struct pgq *q, const struct pgq_job_spec *jobs, size_t n,
-    enum pgq_on_conflict on_conflict, int64_t *ids_out, size_t *added_out,
-    struct pgq_error *err);
+		      enum pgq_on_conflict on_conflict, int64_t *ids_out,
+		      size_t *added_out, struct pgq_error *err);
 
 /* Number of jobs with status queued or picked (entrypoint NULL = all). */
 int pgq_queue_size(struct pgq *q, const char *entrypoint, int64_t *queued_out,
-    int64_t *picked_out, struct pgq_error *err);
+		   int64_t *picked_out, struct pgq_error *err);
 
 /*
  * Cancels jobs: queued ones are removed at once with a canceled log row; a
@@ -127,7 +139,7 @@ int pgq_queue_size(struct pgq *q, const char *entrypoint, int64_t *queued_out,
  * were removed.
  */
 int pgq_cancel(struct pgq *q, const int64_t *ids, size_t n,
-    size_t *canceled_out, struct pgq_error *err);
+	       size_t *canceled_out, struct pgq_error *err);
 
 /*
  * Puts held (failed) jobs back in the queue: status queued, attempts 0,
@@ -135,7 +147,7 @@ int pgq_cancel(struct pgq *q, const int64_t *ids, size_t n,
  * every held job. *requeued_out (may be NULL) receives the count.
  */
 int pgq_requeue(struct pgq *q, const int64_t *ids, size_t n,
-    size_t *requeued_out, struct pgq_error *err);
+		size_t *requeued_out, struct pgq_error *err);
 
 /* ---- Handlers and the consumer (the worker loop, in process) ---- */
 
@@ -143,20 +155,23 @@ int pgq_requeue(struct pgq *q, const int64_t *ids, size_t n,
 struct pgq_job {
 	int64_t id;
 	int32_t priority;
-	int32_t attempts;	 /* retries so far; 0 on the first run */
+	int32_t attempts; /* retries so far; 0 on the first run */
 	const char *entrypoint;
-	const void *payload;	 /* NULL when the payload is NULL */
+	const void *payload; /* NULL when the payload is NULL */
 	size_t payload_len;
-	const char *headers_json; /* NULL when there are none */
-	const char *dedupe_key;	 /* NULL when there is none */
+	const char *headers_json;     /* NULL when there are none */
+	const char *dedupe_key;	      /* NULL when there is none */
 	const char *queue_manager_id; /* the claiming worker's UUID */
 };
 
 /* What a handler reports. */
 enum pgq_outcome {
-	PGQ_OUTCOME_SUCCESS = 0, /* done: the job is deleted, logged successful */
-	PGQ_OUTCOME_RETRY,	 /* transient: retried with backoff while attempts remain */
-	PGQ_OUTCOME_FAIL,	 /* failed: logged exception (or held, per on_failure) */
+	PGQ_OUTCOME_SUCCESS =
+		0,	   /* done: the job is deleted, logged successful */
+	PGQ_OUTCOME_RETRY, /* transient: retried with backoff while attempts
+			      remain */
+	PGQ_OUTCOME_FAIL,  /* failed: logged exception (or held, per on_failure)
+			    */
 };
 
 /* Room for a handler to explain a failure; both strings may stay empty. */
@@ -171,7 +186,8 @@ struct pgq_result {
  * on RETRY or FAIL it may fill res.
  */
 typedef enum pgq_outcome (*pgq_handler_fn)(const struct pgq_job *job,
-    void *resources, struct pgq_result *res);
+					   void *resources,
+					   struct pgq_result *res);
 
 /*
  * Module hooks looked up by pgq-master in a handler module (`module = ...`):
@@ -181,7 +197,7 @@ typedef enum pgq_outcome (*pgq_handler_fn)(const struct pgq_job *job,
  * `void pgq_module_fini(void *resources)` run when the worker exits.
  */
 typedef int (*pgq_module_init_fn)(void **resources, const char *entrypoint,
-    char *errbuf, size_t errlen);
+				  char *errbuf, size_t errlen);
 typedef void (*pgq_module_fini_fn)(void *resources);
 
 #ifdef __cplusplus

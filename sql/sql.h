@@ -17,12 +17,12 @@
 
 /* Longest prefix: object names must stay within PostgreSQL's 63 bytes. */
 #define SQL_PREFIX_MAX 24
-#define SQL_IDENT_MAX 63
+#define SQL_IDENT_MAX  63
 
 /* Rendered object names for one prefix, schema and channel. */
 struct sql_names {
 	char prefix[SQL_PREFIX_MAX + 1];
-	char schema[SQL_IDENT_MAX + 1];	 /* "" = unqualified (search_path) */
+	char schema[SQL_IDENT_MAX + 1]; /* "" = unqualified (search_path) */
 	char channel[SQL_IDENT_MAX + 1];
 	/* qualified names, ready for SQL: [schema.]prefixpgqueuer ... */
 	char queue[2 * SQL_IDENT_MAX + 2];
@@ -47,12 +47,12 @@ struct sql_names {
  * with err (PGQ_ERR_INVALID) naming the bad value and the rule.
  */
 int sql_names_init(struct sql_names *n, const char *prefix, const char *schema,
-    const char *channel, struct pgq_error *err) PGQ_WUR;
+		   const char *channel, struct pgq_error *err) PGQ_WUR;
 
 enum sql_durability {
-	SQL_DURABLE = 0,  /* every table logged (WAL) */
-	SQL_BALANCED,	  /* queue logged; log and statistics unlogged */
-	SQL_VOLATILE,	  /* every table unlogged */
+	SQL_DURABLE = 0, /* every table logged (WAL) */
+	SQL_BALANCED,	 /* queue logged; log and statistics unlogged */
+	SQL_VOLATILE,	 /* every table unlogged */
 };
 bool sql_durability_parse(const char *s, enum sql_durability *out) PGQ_WUR;
 const char *sql_durability_name(enum sql_durability d);
@@ -62,37 +62,40 @@ const char *sql_durability_name(enum sql_durability d);
  * serving index and locks are documented beside its text in sql/queries.sql.
  */
 enum sql_stmt {
-	SQL_ENQUEUE = 0,  /* $1 text[] entrypoint, $2 bytea[] payload, $3 int[] priority,
-			     $4 interval[] delay, $5 text[] dedupe_key, $6 jsonb[] headers,
-			     $7 bool skip_duplicates -> (ord int, id bigint) */
-	SQL_CLAIM,	  /* $1 text[] entrypoints, $2 int limit, $3 interval stale
-			     heartbeat timeout, $4 uuid owner -> id, priority, attempts,
-			     entrypoint, payload, headers, dedupe_key */
-	SQL_COMPLETE,	  /* $1 uuid owner, $2 bigint[] ids, $3 status[] terminal,
-			     $4 jsonb[] traceback -> id of each row completed */
-	SQL_RETRY,	  /* $1 uuid owner, $2 bigint[] ids, $3 interval[] delay,
-			     $4 jsonb[] traceback -> id; notifies */
-	SQL_HOLD,	  /* $1 uuid owner, $2 bigint[] ids, $3 jsonb[] traceback -> id;
-			     status failed, owner cleared */
-	SQL_REQUEUE,	  /* $1 bigint[] ids (NULL = all held) -> id; notifies */
-	SQL_CANCEL,	  /* $1 bigint[] ids -> id of queued jobs removed;
-			     sends cancellation_event with all ids */
-	SQL_HEARTBEAT,	  /* $1 uuid[] owners -> row count */
-	SQL_RECOVER,	  /* $1 uuid owner, $2 text[] entrypoints, $3 int[] max_attempts,
-			     $4 bool[] hold, $5 int default max_attempts, $6 bool default hold,
-			     $7 jsonb traceback (cause) -> id, entrypoint, outcome text
-			     ('queued'|'exception'|'failed'); notifies when any is queued */
-	SQL_AGGREGATE,	  /* no params: folds unaggregated log rows into statistics
-			     under a transaction advisory lock -> row count */
-	SQL_QUEUE_SIZE,	  /* $1 text entrypoint or NULL -> entrypoint, priority, status,
-			     count */
-	SQL_JOB_LOG,	  /* $1 bigint job id -> created, status, priority, entrypoint,
-			     traceback */
-	SQL_FAILED,	  /* $1 int limit -> id, entrypoint, priority, attempts, updated,
-			     last traceback of held jobs */
-	SQL_NEXT_DUE,	  /* $1 text[] entrypoints -> seconds until the earliest
-			     execute_after of a queued job (NULL = none) */
-	SQL_NOTIFY,	  /* $1 text operation -> sends a table_changed_event */
+	SQL_ENQUEUE = 0, /* $1 text[] entrypoint, $2 bytea[] payload, $3 int[]
+			    priority, $4 interval[] delay, $5 text[] dedupe_key,
+			    $6 jsonb[] headers, $7 bool skip_duplicates -> (ord
+			    int, id bigint) */
+	SQL_CLAIM,    /* $1 text[] entrypoints, $2 int limit, $3 interval stale
+			 heartbeat timeout, $4 uuid owner -> id, priority,
+			 attempts,    entrypoint, payload, headers, dedupe_key */
+	SQL_COMPLETE, /* $1 uuid owner, $2 bigint[] ids, $3 status[] terminal,
+			 $4 jsonb[] traceback -> id of each row completed */
+	SQL_RETRY,    /* $1 uuid owner, $2 bigint[] ids, $3 interval[] delay,
+			 $4 jsonb[] traceback -> id; notifies */
+	SQL_HOLD, /* $1 uuid owner, $2 bigint[] ids, $3 jsonb[] traceback -> id;
+		     status failed, owner cleared */
+	SQL_REQUEUE,   /* $1 bigint[] ids (NULL = all held) -> id; notifies */
+	SQL_CANCEL,    /* $1 bigint[] ids -> id of queued jobs removed;
+			  sends cancellation_event with all ids */
+	SQL_HEARTBEAT, /* $1 uuid[] owners -> row count */
+	SQL_RECOVER,   /* $1 uuid owner, $2 text[] entrypoints, $3 int[]
+			  max_attempts,   $4 bool[] hold, $5 int default
+			  max_attempts, $6 bool default hold,   $7 jsonb traceback
+			  (cause) -> id, entrypoint, outcome text
+			  ('queued'|'exception'|'failed'); notifies when any is
+			  queued */
+	SQL_AGGREGATE, /* no params: folds unaggregated log rows into statistics
+			  under a transaction advisory lock -> row count */
+	SQL_QUEUE_SIZE, /* $1 text entrypoint or NULL -> entrypoint, priority,
+			   status, count */
+	SQL_JOB_LOG,	/* $1 bigint job id -> created, status, priority,
+			   entrypoint,    traceback */
+	SQL_FAILED,	/* $1 int limit -> id, entrypoint, priority, attempts,
+			   updated,     last traceback of held jobs */
+	SQL_NEXT_DUE,	/* $1 text[] entrypoints -> seconds until the earliest
+			   execute_after of a queued job (NULL = none) */
+	SQL_NOTIFY,	/* $1 text operation -> sends a table_changed_event */
 	SQL_STMT_COUNT
 };
 
@@ -108,36 +111,36 @@ char *sql_stmt_render(enum sql_stmt s, const struct sql_names *n);
 enum sql_script {
 	SQL_SCRIPT_INSTALL = 0, /* enum, tables, indexes, function, trigger */
 	SQL_SCRIPT_UNINSTALL,	/* drops everything install creates */
-	SQL_SCRIPT_UPGRADE,	/* idempotent steps from older PgQueuer layouts */
-	SQL_SCRIPT_AUTOVAC,	/* autovacuum settings for the hot tables */
-	SQL_SCRIPT_DURABILITY,	/* ALTER TABLE ... SET LOGGED/UNLOGGED */
+	SQL_SCRIPT_UPGRADE, /* idempotent steps from older PgQueuer layouts */
+	SQL_SCRIPT_AUTOVAC, /* autovacuum settings for the hot tables */
+	SQL_SCRIPT_DURABILITY, /* ALTER TABLE ... SET LOGGED/UNLOGGED */
 	SQL_SCRIPT_COUNT
 };
 
 struct sql_script_text {
-	char **steps; /* rendered statements, each owned */
+	char **steps;  /* rendered statements, each owned */
 	char **labels; /* a short label per step for messages, owned */
 	size_t n;
 };
 
 /* Renders a script. durability applies to install and durability. */
 void sql_script_render(enum sql_script s, const struct sql_names *n,
-    enum sql_durability d, struct sql_script_text *out);
+		       enum sql_durability d, struct sql_script_text *out);
 void sql_script_clear(struct sql_script_text *t);
 
 /* ---- schema operations on a blocking connection ---- */
 
 /* Runs install in one transaction. Returns 0 or -1 with err. */
 int sql_install(PGconn *conn, const struct sql_names *n, enum sql_durability d,
-    struct pgq_error *err) PGQ_WUR;
+		struct pgq_error *err) PGQ_WUR;
 int sql_uninstall(PGconn *conn, const struct sql_names *n,
-    struct pgq_error *err) PGQ_WUR;
+		  struct pgq_error *err) PGQ_WUR;
 int sql_upgrade(PGconn *conn, const struct sql_names *n,
-    struct pgq_error *err) PGQ_WUR;
+		struct pgq_error *err) PGQ_WUR;
 int sql_autovac(PGconn *conn, const struct sql_names *n,
-    struct pgq_error *err) PGQ_WUR;
+		struct pgq_error *err) PGQ_WUR;
 int sql_set_durability(PGconn *conn, const struct sql_names *n,
-    enum sql_durability d, struct pgq_error *err) PGQ_WUR;
+		       enum sql_durability d, struct pgq_error *err) PGQ_WUR;
 
 /*
  * Checks which objects exist. expect_present true: every object must exist;
@@ -146,6 +149,6 @@ int sql_set_durability(PGconn *conn, const struct sql_names *n,
  * not, -1 on a database error.
  */
 int sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
-    char **report, struct pgq_error *err) PGQ_WUR;
+	       char **report, struct pgq_error *err) PGQ_WUR;
 
 #endif

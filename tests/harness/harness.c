@@ -25,7 +25,7 @@ harness_connect(const char *conninfo)
 	PGconn *c = PQconnectdb(conninfo);
 
 	cr_assert(PQstatus(c) == CONNECTION_OK, "connect %s: %s", conninfo,
-	    PQerrorMessage(c));
+		  PQerrorMessage(c));
 	return c;
 }
 
@@ -38,8 +38,8 @@ harness_vquery(PGconn *conn, const char *fmt, va_list ap)
 	vsnprintf(sql, sizeof(sql), fmt, ap);
 	r = PQexec(conn, sql);
 	cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK ||
-		      PQresultStatus(r) == PGRES_COMMAND_OK,
-	    "query failed: %s: %s", sql, PQerrorMessage(conn));
+			  PQresultStatus(r) == PGRES_COMMAND_OK,
+		  "query failed: %s: %s", sql, PQerrorMessage(conn));
 	return r;
 }
 
@@ -82,7 +82,7 @@ harness_text(PGconn *conn, const char *fmt, ...)
 	va_end(ap);
 	cr_assert(PQntuples(r) >= 1, "no row");
 	snprintf(harness_textbuf, sizeof(harness_textbuf), "%s",
-	    PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+		 PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return harness_textbuf;
 }
@@ -93,16 +93,15 @@ harness_db_new(bool with_schema)
 	char name[64];
 	PGconn *admin, *c;
 
-	cr_assert(getenv("PGHOST") != NULL,
-	    "PGHOST unset: run database suites through tests/harness/run-test");
+	cr_assert(getenv("PGHOST") != NULL, "PGHOST unset: run database suites "
+					    "through tests/harness/run-test");
 	snprintf(name, sizeof(name), "t_%ld_%u", (long)getpid(),
-	    harness_counter++);
+		 harness_counter++);
 	admin = harness_connect("dbname=postgres");
 	PQclear(harness_query(admin, "DROP DATABASE IF EXISTS %s", name));
 	PQclear(harness_query(admin, "CREATE DATABASE %s", name));
 	PQfinish(admin);
-	snprintf(harness_conninfo, sizeof(harness_conninfo), "dbname=%s",
-	    name);
+	snprintf(harness_conninfo, sizeof(harness_conninfo), "dbname=%s", name);
 	setenv("PGDATABASE", name, 1);
 	if (with_schema) {
 		struct sql_names n;
@@ -111,7 +110,7 @@ harness_db_new(bool with_schema)
 		cr_assert(sql_names_init(&n, NULL, NULL, NULL, &err) == 0);
 		c = harness_connect(harness_conninfo);
 		cr_assert(sql_install(c, &n, SQL_DURABLE, &err) == 0,
-		    "install: %s", err.message);
+			  "install: %s", err.message);
 		PQfinish(c);
 	}
 	return harness_conninfo;

@@ -21,13 +21,13 @@ const char *harness_db_new(bool with_schema);
 PGconn *harness_connect(const char *conninfo);
 /* Runs sql (printf format) and fails the test unless it succeeds. */
 PGresult *harness_query(PGconn *conn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 /* Runs sql and returns the first column of the first row as a number. */
 long long harness_scalar(PGconn *conn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 /* Same, as text (static storage, valid until the next call). */
 const char *harness_text(PGconn *conn, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 
 /* Path of a program built in the tree (e.g. "pgq-master"). */
 const char *harness_bin(const char *name);

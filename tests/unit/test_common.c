@@ -15,12 +15,15 @@ struct duration_case {
 Test(common, durations_accept_units_and_reject_garbage)
 {
 	static const struct duration_case cases[] = {
-	    {"500ms", true, 500}, {"30s", true, 30000}, {"5m", true, 300000},
-	    {"1h", true, 3600000}, {"2d", true, 172800000}, {"1.5s", true, 1500},
-	    {"10", true, 10000}, {"0", true, 0}, {" 7s ", true, 7000},
-	    {"250us", true, 0}, {"", false, 0}, {"s", false, 0},
-	    {"-1s", false, 0}, {"5 parsecs", false, 0}, {"1e400s", false, 0},
-	    {"3x", false, 0}, {"nan", false, 0}, {"1s2", false, 0},
+		{"500ms", true, 500},	 {"30s", true, 30000},
+		{"5m", true, 300000},	 {"1h", true, 3600000},
+		{"2d", true, 172800000}, {"1.5s", true, 1500},
+		{"10", true, 10000},	 {"0", true, 0},
+		{" 7s ", true, 7000},	 {"250us", true, 0},
+		{"", false, 0},		 {"s", false, 0},
+		{"-1s", false, 0},	 {"5 parsecs", false, 0},
+		{"1e400s", false, 0},	 {"3x", false, 0},
+		{"nan", false, 0},	 {"1s2", false, 0},
 	};
 
 	for (size_t i = 0; i < PGQ_NELEM(cases); i++) {
@@ -30,7 +33,7 @@ Test(common, durations_accept_units_and_reject_garbage)
 		cr_expect_eq(ok, cases[i].ok, "duration \"%s\"", cases[i].in);
 		if (ok && cases[i].ok)
 			cr_expect_eq(ms, cases[i].ms, "duration \"%s\": %llu",
-			    cases[i].in, (unsigned long long)ms);
+				     cases[i].in, (unsigned long long)ms);
 	}
 }
 
