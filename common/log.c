@@ -118,6 +118,10 @@ log_set_timestamps(bool on)
 	log_timestamps = on;
 }
 
+static void log_vwrite(enum log_level level, const char *errstr,
+		       const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void
 log_vwrite(enum log_level level, const char *errstr, const char *fmt,
 	   va_list ap)
