@@ -29,6 +29,9 @@ harness_connect(const char *conninfo)
 	return c;
 }
 
+static PGresult *harness_vquery(PGconn *conn, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static PGresult *
 harness_vquery(PGconn *conn, const char *fmt, va_list ap)
 {
