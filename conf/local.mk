@@ -1,1 +1,2 @@
-# conf/: filled in as it lands
+# conf/: the INI file of pgq-master (typed config, file:line errors, reload diff)
+libpgq_internal_la_SOURCES += conf/conf.h
