@@ -1,1 +1,15 @@
-# fuzz/: filled in as it lands
+# fuzz/: libFuzzer targets (./configure --enable-fuzzing CC=clang). Each has a
+# seed corpus in fuzz/corpus/NAME; scripts/check replays it and fuzzes briefly.
+EXTRA_DIST += fuzz/corpus
+if ENABLE_FUZZING
+FUZZ_LIBS = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) \
+	$(EV_LIBS) -lm
+FUZZ_LINK = $(AM_LDFLAGS) -fsanitize=fuzzer
+noinst_PROGRAMS += fuzz/fuzz_channel fuzz/fuzz_parsers
+fuzz_fuzz_channel_SOURCES = fuzz/fuzz_channel.c
+fuzz_fuzz_channel_LDADD = $(FUZZ_LIBS)
+fuzz_fuzz_channel_LDFLAGS = $(FUZZ_LINK)
+fuzz_fuzz_parsers_SOURCES = fuzz/fuzz_parsers.c
+fuzz_fuzz_parsers_LDADD = $(FUZZ_LIBS)
+fuzz_fuzz_parsers_LDFLAGS = $(FUZZ_LINK)
+endif
