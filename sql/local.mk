@@ -1,1 +1,14 @@
-# sql/: filled in as it lands
+# sql/: PgQueuer's schema and pgq's statements. The .sql files are split into
+# named sections and compiled into sql/sql_text.c (build dir) by embed.sh.
+libpgq_internal_la_SOURCES += sql/sql.h sql/sql_int.h sql/names.c \
+	sql/render.c sql/schema.c sql/verify.c
+nodist_libpgq_internal_la_SOURCES = sql/sql_text.c
+BUILT_SOURCES += sql/sql_text.c
+CLEANFILES += sql/sql_text.c
+EXTRA_DIST += sql/embed.sh sql/schema.sql sql/queries.sql
+
+sql/sql_text.c: $(srcdir)/sql/embed.sh $(srcdir)/sql/schema.sql \
+		$(srcdir)/sql/queries.sql
+	$(AM_V_GEN)$(MKDIR_P) sql && \
+	$(SHELL) $(srcdir)/sql/embed.sh $(srcdir)/sql/schema.sql \
+		$(srcdir)/sql/queries.sql >$@.tmp && mv $@.tmp $@

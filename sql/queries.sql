@@ -1,0 +1,508 @@
+-- The run-time statements of pgq (enum sql_stmt), prepared once per
+-- connection. Every section says its parameters, its result, the index that
+-- serves it and what it locks. Every write after the claim is conditional
+-- on ownership: queue_manager_id = the owner AND status = 'picked', so a job
+-- re-claimed by someone else is never touched by its old owner.
+-- PgQueuer's trigger is statement-level and an UPDATE never notifies:
+-- statements that make jobs runnable by UPDATE send the table_changed_event
+-- themselves. A CTE that sends a notification is forced to run by a
+-- one-time filter in the final WHERE ("(SELECT count(*) FROM notified) >= 0"),
+-- which PostgreSQL evaluates once before anything else, even when no row is
+-- returned.
+
+-- ENQUEUE
+-- $1 text[] entrypoint, $2 bytea[] payload, $3 int[] priority (NULL = 0),
+-- $4 interval[] delay (NULL = none), $5 text[] dedupe_key, $6 jsonb[]
+-- headers, $7 bool skip duplicates.
+-- Returns (ord int, id bigint) for every job inserted, ordered by ord (the
+-- 1-based position in the arrays); a duplicate left out in skip mode has no
+-- row. Ids are drawn from the queue's sequence in input order before the
+-- insert, which is what lets the result map ids back to positions.
+-- Raise mode inserts plainly: a duplicate dedupe_key among queued/picked
+-- jobs fails the statement with 23505. Skip mode inserts with ON CONFLICT DO
+-- NOTHING on the unique dedupe index, which also skips a duplicate of an
+-- earlier row of the same batch. Only one of the two INSERTs gets rows; the
+-- statement trigger fires once for the statement (one notification, sent at
+-- commit).
+-- Index: the unique dedupe index is checked per row; no reads.
+-- Locks: the new rows only (and the dedupe index key).
+-- name: stmt.enqueue
+WITH input AS (
+    SELECT nextval((SELECT pg_get_serial_sequence('{queue}', 'id'))) AS id,
+           t.ord::int AS ord,
+           t.entrypoint,
+           t.payload,
+           coalesce(t.priority, 0) AS priority,
+           now() + coalesce(t.delay, interval '0') AS execute_after,
+           t.dedupe_key,
+           t.headers
+    FROM unnest($1::text[], $2::bytea[], $3::int[], $4::interval[],
+                $5::text[], $6::jsonb[])
+         WITH ORDINALITY AS t(entrypoint, payload, priority, delay,
+                              dedupe_key, headers, ord)
+    ORDER BY t.ord
+),
+raised AS (
+    INSERT INTO {queue} AS q (id, priority, entrypoint, payload,
+                              execute_after, status, dedupe_key, headers)
+    SELECT i.id, i.priority, i.entrypoint, i.payload, i.execute_after,
+           'queued', i.dedupe_key, i.headers
+    FROM input i
+    WHERE NOT $7::bool
+    ORDER BY i.ord
+    RETURNING q.id, q.priority, q.entrypoint
+),
+skipped AS (
+    INSERT INTO {queue} AS q (id, priority, entrypoint, payload,
+                              execute_after, status, dedupe_key, headers)
+    SELECT i.id, i.priority, i.entrypoint, i.payload, i.execute_after,
+           'queued', i.dedupe_key, i.headers
+    FROM input i
+    WHERE $7::bool
+    ORDER BY i.ord
+    ON CONFLICT (dedupe_key)
+        WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL
+        DO NOTHING
+    RETURNING q.id, q.priority, q.entrypoint
+),
+inserted AS (
+    SELECT id, priority, entrypoint FROM raised
+    UNION ALL
+    SELECT id, priority, entrypoint FROM skipped
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'queued', priority, entrypoint FROM inserted
+)
+SELECT i.ord, i.id
+FROM input i JOIN inserted j ON j.id = i.id
+ORDER BY i.ord;
+
+-- CLAIM
+-- $1 text[] entrypoints, $2 int limit, $3 interval heartbeat timeout, $4
+-- uuid owner.
+-- Returns id, priority, attempts, entrypoint, payload, headers, dedupe_key
+-- of each job claimed, ordered priority desc, id asc.
+-- Eligible: queued with execute_after <= now(), or picked with a heartbeat
+-- older than $3 (its owner is gone). The two kinds come from two branches,
+-- each ordered and limited on its own so that a partial index serves it:
+-- the queued branch walks <queue>_priority_id_id1_idx backwards (priority
+-- desc, id asc) or <queue>_ep_prio_id_idx per entrypoint, stopping after $2
+-- eligible rows; the stale branch reads the few picked rows through
+-- <queue>_updated_id_id1_idx. The best $2 of both are taken.
+-- Locks: FOR UPDATE SKIP LOCKED on at most 2 x $2 rows (rows locked by
+-- another claimer are skipped, never waited for); the ones not taken stay
+-- locked only until this statement's transaction ends. attempts is not
+-- changed: a claim is not a retry.
+-- name: stmt.claim
+WITH queued AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'queued'
+      AND q.entrypoint = ANY($1::text[])
+      AND q.execute_after <= now()
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+),
+stale AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'picked'
+      AND q.entrypoint = ANY($1::text[])
+      AND q.heartbeat < now() - $3::interval
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+),
+chosen AS (
+    SELECT c.id
+    FROM (SELECT id, priority FROM queued
+          UNION ALL
+          SELECT id, priority FROM stale) c
+    ORDER BY c.priority DESC, c.id ASC
+    LIMIT $2::int
+),
+claimed AS (
+    UPDATE {queue} q
+    SET status = 'picked',
+        updated = now(),
+        heartbeat = now(),
+        queue_manager_id = $4::uuid
+    FROM chosen c
+    WHERE q.id = c.id
+    RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
+              q.headers, q.dedupe_key
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'picked', priority, entrypoint FROM claimed
+)
+SELECT id, priority, attempts, entrypoint, payload, headers, dedupe_key
+FROM claimed
+ORDER BY priority DESC, id ASC;
+
+-- COMPLETE
+-- $1 uuid owner, $2 bigint[] ids, $3 <status>[] terminal status per id
+-- (successful, exception, canceled or deleted), $4 jsonb[] traceback per id
+-- (NULL elements allowed).
+-- Returns the id of each job really completed: owned by $1 and still
+-- picked; others are left alone. Deletes the row and writes the terminal
+-- log row in the same statement (the trigger notifies 'delete').
+-- Index: the primary key; locks the deleted rows.
+-- name: stmt.complete
+WITH input AS (
+    SELECT t.id, t.status, t.traceback
+    FROM unnest($2::bigint[], $3::{status}[], $4::jsonb[])
+         AS t(id, status, traceback)
+    WHERE t.status IN ('successful', 'exception', 'canceled', 'deleted')
+),
+done AS (
+    DELETE FROM {queue} q
+    USING input i
+    WHERE q.id = i.id
+      AND q.queue_manager_id = $1::uuid
+      AND q.status = 'picked'
+    RETURNING q.id, q.priority, q.entrypoint, i.status, i.traceback
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
+    SELECT id, status, priority, entrypoint, traceback FROM done
+)
+SELECT id FROM done ORDER BY id;
+
+-- RETRY
+-- $1 uuid owner, $2 bigint[] ids, $3 interval[] delay per id (NULL = none),
+-- $4 jsonb[] traceback per id.
+-- Returns the id of each job put back: owned and picked rows become queued
+-- with attempts + 1, execute_after = now() + delay, no owner, and a
+-- 'queued' log row with the traceback. Sends one table_changed_event
+-- (operation 'update') when any row was put back.
+-- Index: the primary key; locks the updated rows.
+-- name: stmt.retry
+WITH input AS (
+    SELECT t.id, t.delay, t.traceback
+    FROM unnest($2::bigint[], $3::interval[], $4::jsonb[])
+         AS t(id, delay, traceback)
+),
+retried AS (
+    UPDATE {queue} q
+    SET status = 'queued',
+        attempts = q.attempts + 1,
+        execute_after = now() + coalesce(i.delay, interval '0'),
+        queue_manager_id = NULL,
+        updated = now()
+    FROM input i
+    WHERE q.id = i.id
+      AND q.queue_manager_id = $1::uuid
+      AND q.status = 'picked'
+    RETURNING q.id, q.priority, q.entrypoint, i.traceback
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
+    SELECT id, 'queued', priority, entrypoint, traceback FROM retried
+),
+notified AS (
+    SELECT pg_notify({channel_literal}, json_build_object(
+        'channel', {channel_literal},
+        'operation', 'update',
+        'sent_at', now(),
+        'table', '{queue_bare}',
+        'type', 'table_changed_event')::text)
+    FROM (SELECT 1 FROM retried LIMIT 1) AS any_row
+)
+SELECT r.id FROM retried r
+WHERE (SELECT count(*) FROM notified) >= 0
+ORDER BY r.id;
+
+-- HOLD
+-- $1 uuid owner, $2 bigint[] ids, $3 jsonb[] traceback per id.
+-- Returns the id of each job held: owned and picked rows get status
+-- 'failed' and no owner (they wait for a requeue), with a 'failed' log row
+-- carrying the traceback. No notification: nothing became runnable.
+-- Index: the primary key; locks the updated rows.
+-- name: stmt.hold
+WITH input AS (
+    SELECT t.id, t.traceback
+    FROM unnest($2::bigint[], $3::jsonb[]) AS t(id, traceback)
+),
+held AS (
+    UPDATE {queue} q
+    SET status = 'failed',
+        queue_manager_id = NULL,
+        updated = now()
+    FROM input i
+    WHERE q.id = i.id
+      AND q.queue_manager_id = $1::uuid
+      AND q.status = 'picked'
+    RETURNING q.id, q.priority, q.entrypoint, i.traceback
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
+    SELECT id, 'failed', priority, entrypoint, traceback FROM held
+)
+SELECT id FROM held ORDER BY id;
+
+-- REQUEUE
+-- $1 bigint[] ids, or NULL for every held job.
+-- Returns the id of each held (status 'failed') job put back: queued,
+-- attempts 0, execute_after now(), a 'queued' log row, and one
+-- table_changed_event (operation 'update') when any.
+-- Index: the primary key for ids; with NULL a scan of the table, which is
+-- an operator's command and rare. Locks the updated rows. A held job whose
+-- dedupe_key is queued again meanwhile fails the statement with 23505.
+-- name: stmt.requeue
+WITH requeued AS (
+    UPDATE {queue} q
+    SET status = 'queued',
+        attempts = 0,
+        execute_after = now(),
+        queue_manager_id = NULL,
+        updated = now()
+    WHERE q.status = 'failed'
+      AND ($1::bigint[] IS NULL OR q.id = ANY($1::bigint[]))
+    RETURNING q.id, q.priority, q.entrypoint
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'queued', priority, entrypoint FROM requeued
+),
+notified AS (
+    SELECT pg_notify({channel_literal}, json_build_object(
+        'channel', {channel_literal},
+        'operation', 'update',
+        'sent_at', now(),
+        'table', '{queue_bare}',
+        'type', 'table_changed_event')::text)
+    FROM (SELECT 1 FROM requeued LIMIT 1) AS any_row
+)
+SELECT r.id FROM requeued r
+WHERE (SELECT count(*) FROM notified) >= 0
+ORDER BY r.id;
+
+-- CANCEL
+-- $1 bigint[] ids.
+-- Returns the id of each queued job removed (with a 'canceled' log row).
+-- Always sends one cancellation_event naming every id of $1, so that the
+-- holder of a job already running can stop it.
+-- Index: the primary key; locks the deleted rows. A picked job is not
+-- touched here: its worker completes it as canceled.
+-- name: stmt.cancel
+WITH removed AS (
+    DELETE FROM {queue} q
+    WHERE q.id = ANY($1::bigint[]) AND q.status = 'queued'
+    RETURNING q.id, q.priority, q.entrypoint
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'canceled', priority, entrypoint FROM removed
+),
+notified AS (
+    SELECT pg_notify({channel_literal}, json_build_object(
+        'channel', {channel_literal},
+        'sent_at', now(),
+        'type', 'cancellation_event',
+        'received_at', now(),
+        'ids', to_json($1::bigint[]))::text)
+)
+SELECT r.id FROM removed r
+WHERE (SELECT count(*) FROM notified) >= 0
+ORDER BY r.id;
+
+-- HEARTBEAT
+-- $1 uuid[] owners.
+-- Returns nothing; PQcmdTuples is the number of jobs refreshed.
+-- Index: <queue>_queue_manager_id_idx; locks the picked rows of the owners
+-- (briefly: the statement is its own transaction).
+-- name: stmt.heartbeat
+UPDATE {queue}
+SET heartbeat = now()
+WHERE queue_manager_id = ANY($1::uuid[]) AND status = 'picked';
+
+-- RECOVER
+-- $1 uuid owner (a worker that died), $2 text[] entrypoints, $3 int[]
+-- max_attempts, $4 bool[] hold (per entrypoint), $5 int default
+-- max_attempts, $6 bool default hold, $7 jsonb traceback (the cause; when
+-- it is an object, job_id is added per row).
+-- For each picked job of $1: attempts + 1; when that is below max_attempts
+-- (0 = unlimited) the job goes back to queued (execute_after now(), no
+-- owner, log 'queued'); otherwise it is held as 'failed' when hold, else
+-- deleted with log 'exception'. Returns id, entrypoint, outcome ('queued',
+-- 'failed' or 'exception'). One table_changed_event (operation 'update')
+-- when any job went back to queued.
+-- Index: <queue>_queue_manager_id_idx; locks the owner's picked rows
+-- (FOR UPDATE, waits: the owner is dead, nobody else should hold them).
+-- name: stmt.recover
+WITH limits AS (
+    SELECT DISTINCT ON (t.entrypoint) t.entrypoint, t.max_attempts, t.hold
+    FROM unnest($2::text[], $3::int[], $4::bool[])
+         AS t(entrypoint, max_attempts, hold)
+    ORDER BY t.entrypoint
+),
+jobs AS (
+    SELECT q.id, q.priority, q.entrypoint, q.attempts + 1 AS attempts,
+           coalesce(l.max_attempts, $5::int) AS max_attempts,
+           coalesce(l.hold, $6::bool) AS hold
+    FROM {queue} q
+    LEFT JOIN limits l ON l.entrypoint = q.entrypoint
+    WHERE q.queue_manager_id = $1::uuid AND q.status = 'picked'
+    FOR UPDATE OF q
+),
+decided AS (
+    SELECT j.id, j.attempts,
+           CASE WHEN j.max_attempts <= 0 OR j.attempts < j.max_attempts
+                    THEN 'queued'
+                WHEN j.hold THEN 'failed'
+                ELSE 'exception'
+           END AS outcome
+    FROM jobs j
+),
+updated AS (
+    UPDATE {queue} q
+    SET status = d.outcome::{status},
+        attempts = d.attempts,
+        execute_after = CASE WHEN d.outcome = 'queued' THEN now()
+                             ELSE q.execute_after END,
+        queue_manager_id = NULL,
+        updated = now()
+    FROM decided d
+    WHERE q.id = d.id AND d.outcome <> 'exception'
+    RETURNING q.id, q.priority, q.entrypoint, d.outcome
+),
+removed AS (
+    DELETE FROM {queue} q
+    USING decided d
+    WHERE q.id = d.id AND d.outcome = 'exception'
+    RETURNING q.id, q.priority, q.entrypoint, d.outcome
+),
+changed AS (
+    SELECT id, priority, entrypoint, outcome FROM updated
+    UNION ALL
+    SELECT id, priority, entrypoint, outcome FROM removed
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
+    SELECT c.id, c.outcome::{status}, c.priority, c.entrypoint,
+           CASE WHEN jsonb_typeof($7::jsonb) = 'object'
+                THEN $7::jsonb || jsonb_build_object('job_id', c.id)
+                ELSE $7::jsonb END
+    FROM changed c
+),
+notified AS (
+    SELECT pg_notify({channel_literal}, json_build_object(
+        'channel', {channel_literal},
+        'operation', 'update',
+        'sent_at', now(),
+        'table', '{queue_bare}',
+        'type', 'table_changed_event')::text)
+    FROM (SELECT 1 FROM updated WHERE outcome = 'queued' LIMIT 1) AS any_row
+)
+SELECT c.id, c.entrypoint, c.outcome
+FROM changed c
+WHERE (SELECT count(*) FROM notified) >= 0
+ORDER BY c.id;
+
+-- AGGREGATE
+-- No parameters. Returns one row: aggregated bigint, the number of log rows
+-- folded (0 when another process holds the lock).
+-- PgQueuer's statistics fold: under a transaction-level advisory lock whose
+-- key is hashtext of the statistics table's name (one aggregator at a time
+-- per queue), every log row not yet aggregated is marked aggregated and
+-- counted into per-second rows of the statistics table, adding to an
+-- existing row of the same second, priority, status and entrypoint. The
+-- second is taken from the timestamptz itself, so the session time zone
+-- does not shift it.
+-- Index: <log>_not_aggregated (partial, NOT aggregated); the upsert uses
+-- <statistics>_unique_count. Locks the marked log rows and the upserted
+-- statistics rows.
+-- name: stmt.aggregate
+WITH locked AS (
+    SELECT pg_try_advisory_xact_lock(hashtext('{statistics}')) AS ok
+),
+marked AS (
+    UPDATE {log} l
+    SET aggregated = true
+    WHERE NOT l.aggregated AND (SELECT ok FROM locked)
+    RETURNING l.created, l.priority, l.status, l.entrypoint
+),
+counted AS (
+    INSERT INTO {statistics} AS s (created, count, priority, status,
+                                   entrypoint)
+    SELECT date_trunc('second', m.created), count(*), m.priority, m.status,
+           m.entrypoint
+    FROM marked m
+    GROUP BY date_trunc('second', m.created), m.priority, m.status,
+             m.entrypoint
+    ON CONFLICT (priority, date_trunc('sec', created AT TIME ZONE 'UTC'),
+                 status, entrypoint)
+        DO UPDATE SET count = s.count + EXCLUDED.count
+    RETURNING s.id
+)
+SELECT (SELECT count(*) FROM marked) AS aggregated,
+       (SELECT count(*) FROM counted) AS statistics_rows;
+
+-- QUEUE_SIZE
+-- $1 text entrypoint, or NULL for all.
+-- Returns entrypoint, priority, status, count of the jobs in the queue
+-- table, grouped, ordered by entrypoint, priority desc, status.
+-- Index: none (a scan of the queue table, which holds only live jobs);
+-- no locks.
+-- name: stmt.queue_size
+SELECT q.entrypoint, q.priority, q.status, count(*) AS count
+FROM {queue} q
+WHERE $1::text IS NULL OR q.entrypoint = $1::text
+GROUP BY q.entrypoint, q.priority, q.status
+ORDER BY q.entrypoint, q.priority DESC, q.status;
+
+-- JOB_LOG
+-- $1 bigint job id.
+-- Returns created, status, priority, entrypoint, traceback of every log
+-- row of the job, oldest first.
+-- Index: <log>_job_id_status (job_id, created desc); no locks.
+-- name: stmt.job_log
+SELECT l.created, l.status, l.priority, l.entrypoint, l.traceback
+FROM {log} l
+WHERE l.job_id = $1::bigint
+ORDER BY l.created ASC, l.id ASC;
+
+-- FAILED
+-- $1 int limit.
+-- Returns id, entrypoint, priority, attempts, updated and the latest
+-- traceback (from the log) of the held jobs, most recently held first.
+-- Index: a scan of the queue table filtered on status 'failed'; the
+-- traceback through <log>_job_id_status. No locks.
+-- name: stmt.failed
+SELECT q.id, q.entrypoint, q.priority, q.attempts, q.updated,
+       (SELECT l.traceback FROM {log} l
+        WHERE l.job_id = q.id AND l.traceback IS NOT NULL
+        ORDER BY l.created DESC, l.id DESC
+        LIMIT 1) AS traceback
+FROM {queue} q
+WHERE q.status = 'failed'
+ORDER BY q.updated DESC, q.id DESC
+LIMIT $1::int;
+
+-- NEXT_DUE
+-- $1 text[] entrypoints.
+-- Returns one row: seconds (double precision, >= 0) until the earliest
+-- execute_after of a queued job of those entrypoints, NULL when there is
+-- none.
+-- Index: <queue>_ep_ea_idx (entrypoint, execute_after) WHERE queued; no
+-- locks.
+-- name: stmt.next_due
+SELECT greatest(0, extract(epoch FROM min(q.execute_after) - now()))::float8
+       AS seconds
+FROM {queue} q
+WHERE q.status = 'queued' AND q.entrypoint = ANY($1::text[]);
+
+-- NOTIFY
+-- $1 text operation ('insert', 'update', ...).
+-- Sends a table_changed_event for the queue table on the channel, as the
+-- trigger would; delivered at commit. No table access.
+-- name: stmt.notify
+SELECT pg_notify({channel_literal}, json_build_object(
+    'channel', {channel_literal},
+    'operation', $1::text,
+    'sent_at', now(),
+    'table', '{queue_bare}',
+    'type', 'table_changed_event')::text);
