@@ -269,7 +269,7 @@ check_isolation(PGconn *conn, enum pgq_role role, char *warning, size_t warnlen,
 				"committed' "
 				"(or ALTER DATABASE ... SET), or connect with "
 				"options='-c "
-				"default_transaction_isolation=read\\ "
+				"default_transaction_isolation=read\\\\ "
 				"committed'");
 			goto out;
 		}

@@ -197,7 +197,8 @@ driver_event_parse(const char *payload, struct driver_event *ev, char *errbuf,
 		goto out;
 	}
 	/* Duplicate keys would make the meaning depend on the parser. */
-	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(payload, len,
+			  JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (root == NULL) {
 		set_reason(errbuf, errlen, "not JSON: %s at column %d",
 			   jerr.text, jerr.column);

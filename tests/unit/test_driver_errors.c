@@ -1,0 +1,102 @@
+/*
+ * Error classes from SQLSTATE, and the hints that go with them, for results
+ * built on the client side (no server needed).
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "driver/driver.h"
+
+Test(driver_errors, sqlstates_map_to_classes)
+{
+	static const struct {
+		const char *state;
+		enum pgq_error_class klass;
+	} cases[] = {
+		{"08006", PGQ_ERR_CONNECTION},
+		{"08001", PGQ_ERR_CONNECTION},
+		{"08P01", PGQ_ERR_CONNECTION},
+		{"57P01", PGQ_ERR_CONNECTION},
+		{"57P02", PGQ_ERR_CONNECTION},
+		{"57P03", PGQ_ERR_CONNECTION},
+		{"23505", PGQ_ERR_UNIQUE},
+		{"42P01", PGQ_ERR_UNDEFINED_TABLE},
+		{"42704", PGQ_ERR_UNDEFINED_TABLE},
+		{"40001", PGQ_ERR_SERIALIZATION},
+		{"40P01", PGQ_ERR_SERIALIZATION},
+		{"22P02", PGQ_ERR_OTHER},
+		{"23503", PGQ_ERR_OTHER},
+		{"57014", PGQ_ERR_OTHER},
+		{"XX000", PGQ_ERR_OTHER},
+		{"", PGQ_ERR_CONNECTION},
+		{NULL, PGQ_ERR_CONNECTION},
+	};
+
+	for (size_t i = 0; i < PGQ_NELEM(cases); i++)
+		cr_expect_eq(driver_error_classify(cases[i].state),
+			     cases[i].klass, "sqlstate \"%s\": got %d",
+			     cases[i].state != NULL ? cases[i].state : "(null)",
+			     driver_error_classify(cases[i].state));
+}
+
+Test(driver_errors, set_hint_and_clear)
+{
+	struct pgq_error err;
+
+	driver_error_set(&err, PGQ_ERR_CHECK, "bad %s n=%d", "thing", 3);
+	cr_expect_eq(err.klass, PGQ_ERR_CHECK);
+	cr_expect_str_eq(err.message, "bad thing n=3");
+	cr_expect_str_eq(err.sqlstate, "");
+	cr_expect_str_eq(err.hint, "");
+	driver_error_hint(&err, "do %s", "this");
+	cr_expect_str_eq(err.hint, "do this");
+	driver_error_clear(&err);
+	cr_expect_eq(err.klass, PGQ_OK);
+	cr_expect_str_eq(err.message, "");
+	/* NULL is accepted everywhere. */
+	driver_error_set(NULL, PGQ_ERR_OTHER, "x");
+	driver_error_hint(NULL, "x");
+	driver_error_clear(NULL);
+	driver_error_from_result(NULL, NULL, NULL);
+}
+
+Test(driver_errors, long_messages_are_truncated_safely)
+{
+	struct pgq_error err;
+	char big[2000];
+
+	memset(big, 'm', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	driver_error_set(&err, PGQ_ERR_OTHER, "%s", big);
+	cr_expect_eq(strlen(err.message), sizeof(err.message) - 1);
+	driver_error_hint(&err, "%s", big);
+	cr_expect_eq(strlen(err.hint), sizeof(err.hint) - 1);
+}
+
+Test(driver_errors, no_connection_and_no_result_is_a_connection_error)
+{
+	struct pgq_error err;
+
+	driver_error_from_result(&err, NULL, NULL);
+	cr_expect_eq(err.klass, PGQ_ERR_CONNECTION);
+	cr_expect_str_eq(err.message, "unknown error");
+	cr_expect(err.hint[0] != '\0');
+}
+
+Test(driver_errors, a_dead_connection_gives_its_message)
+{
+	struct pgq_error err;
+	/* Refused at once: a port nothing listens on, on a path socket. */
+	PGconn *c = PQconnectdb("host=/nonexistent/pgq-test port=1 "
+				"connect_timeout=2");
+
+	cr_assert_neq(PQstatus(c), CONNECTION_OK);
+	driver_error_from_result(&err, c, NULL);
+	cr_expect_eq(err.klass, PGQ_ERR_CONNECTION);
+	cr_expect(strstr(err.message, "nonexistent") != NULL, "%s",
+		  err.message);
+	cr_expect(err.message[strlen(err.message) - 1] != '\n');
+	PQfinish(c);
+}
