@@ -1,0 +1,206 @@
+/*
+ * pgq-master: loads and checks the INI file, takes the pidfile, opens the
+ * LISTEN connection, forks the workers and runs the loop until a shutdown
+ * completes. `-t` only checks the file. Exit codes: 0 after a shutdown, 64
+ * usage, 78 configuration, 1 any other failure to start.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "master/master.h"
+#include "master/master_int.h"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+		"usage: pgq-master -c FILE [-t] [-n] [--drain] [-V] [-h]\n"
+		"  -c, --config FILE  the INI file (pgq.ini(5))\n"
+		"  -t, --test         check the file, print \"configuration "
+		"OK\" "
+		"or the errors\n"
+		"  -n, --foreground   stay in the foreground (the default)\n"
+		"      --drain        exit 0 once no eligible job is left\n"
+		"  -V, --version      print the version\n"
+		"  -h, --help         this text\n"
+		"signals: TERM graceful, INT fast, QUIT immediate, HUP "
+		"reload,\n"
+		"TTIN/TTOU one worker more/fewer, USR1 reopen the log\n");
+}
+
+void
+master_status(struct master *m)
+{
+	unsigned live = 0, busy = 0;
+
+	for (unsigned i = 0; i < m->nslots; i++) {
+		live += m->slots[i]->pid != 0;
+		busy += m->slots[i]->state == SLOT_BUSY;
+	}
+	master_title_set("master");
+	if (m->ready_sent)
+		master_notify("STATUS=workers=%u live=%u busy=%u pending=%u%s",
+			      m->nworkers, live, busy, m->pending_wakes,
+			      m->shutdown != SHUTDOWN_NONE ? " stopping"
+			      : m->breaker_open		   ? " breaker-open"
+							   : "");
+}
+
+void
+master_check_exit(struct master *m)
+{
+	if (m->shutdown == SHUTDOWN_NONE)
+		return;
+	if (spawn_live(m) > 0 || listener_pending(m) > 0)
+		return;
+	ev_break(m->loop, EVBREAK_ALL);
+}
+
+static int
+master_render_sql(struct master *m)
+{
+	struct pgq_error err;
+
+	if (sql_names_init(&m->names, m->cf->prefix, m->cf->schema,
+			   m->cf->channel, &err) == -1) {
+		log_error("%s: %s", m->conf_path, err.message);
+		return -1;
+	}
+	m->sql = xcalloc(SQL_STMT_COUNT, sizeof(*m->sql));
+	for (int i = 0; i < SQL_STMT_COUNT; i++)
+		m->sql[i] = sql_stmt_render((enum sql_stmt)i, &m->names);
+	m->entrypoints_array = master_entrypoints_array(m->cf);
+	return 0;
+}
+
+static int
+master_run(struct master *m)
+{
+	m->loop = ev_loop_new(EVFLAG_AUTO);
+	if (m->loop == NULL) {
+		log_error("cannot create the event loop");
+		return 1;
+	}
+	signals_start(m);
+	listener_init(m);
+	wake_init(m);
+	spawn_init(m);
+	heartbeat_start(m);
+	wake_start(m);
+	master_title_set("master");
+	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
+		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
+	listener_start(m);
+	spawn_reconcile(m);
+	ev_run(m->loop, 0);
+
+	log_info("stopped exit=%d", m->exit_code);
+	heartbeat_stop(m);
+	wake_stop(m);
+	listener_stop(m);
+	recovery_free(m);
+	signals_stop(m);
+	spawn_free(m);
+	ev_loop_destroy(m->loop);
+	m->loop = NULL;
+	return m->exit_code;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"foreground", no_argument, NULL, 'n'},
+		{"drain", no_argument, NULL, 'D'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct master m;
+	struct conf_errors errs;
+	const char *path = NULL;
+	bool test = false;
+	int ch, rc = 1;
+
+	master_title_init(argc, argv);
+	log_init("pgq-master", LOG_LEVEL_INFO);
+	memset(&m, 0, sizeof(m));
+	while ((ch = getopt_long(argc, argv, "c:tnVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'n':
+			break;
+		case 'D':
+			m.drain = true;
+			break;
+		case 'V':
+			printf("pgq-master %s\n", PGQ_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return MASTER_EX_USAGE;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return MASTER_EX_USAGE;
+	}
+	m.conf_path = path;
+	conf_errors_init(&errs);
+	if (conf_load(path, &m.cf, &errs) == -1) {
+		conf_errors_print(&errs, stderr);
+		fprintf(stderr, "pgq-master: %s: %zu error%s\n", path, errs.n,
+			errs.n == 1 ? "" : "s");
+		conf_errors_clear(&errs);
+		return MASTER_EX_CONFIG;
+	}
+	conf_errors_clear(&errs);
+	if (test) {
+		printf("configuration OK\n");
+		conf_free(m.cf);
+		return 0;
+	}
+	log_set_timestamps(isatty(STDERR_FILENO));
+	log_set_level(m.cf->log_level);
+	if (log_set_target(m.cf->log_target, m.cf->log_file) == -1) {
+		log_warn("cannot open log file %s", m.cf->log_file);
+		rc = 1;
+		goto out;
+	}
+	if (master_render_sql(&m) == -1) {
+		rc = MASTER_EX_CONFIG;
+		goto out;
+	}
+	if (m.cf->pidfile[0] != '\0' && pidfile_create(m.cf->pidfile) == -1) {
+		rc = 1;
+		goto out;
+	}
+	m.nworkers = m.cf->workers;
+	rc = master_run(&m);
+	pidfile_remove();
+out:
+	if (m.sql != NULL) {
+		for (int i = 0; i < SQL_STMT_COUNT; i++)
+			free(m.sql[i]);
+		free(m.sql);
+	}
+	free(m.entrypoints_array);
+	conf_free(m.cf);
+	return rc;
+}

@@ -1,0 +1,674 @@
+/*
+ * The slot table: forks a worker per wanted slot, reads what each one says on
+ * its channel, reaps the dead, recovers their jobs and respawns them with a
+ * per-slot exponential backoff, behind a global crash breaker. A worker that
+ * exits 78 has a configuration it cannot run and is not respawned.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "master/master.h"
+#include "master/master_int.h"
+#if __has_include("worker/worker.h")
+#include "worker/worker.h"
+#else
+int worker_main(const struct conf *cf, unsigned slot, int chan_fd);
+#endif
+
+static void slot_spawn(struct slot *s);
+static void slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+const char *
+slot_state_name(enum slot_state st)
+{
+	static const char *const names[] = {"empty",   "waiting", "starting",
+					    "idle",    "busy",	  "stopping",
+					    "disabled"};
+
+	return names[st];
+}
+
+unsigned
+spawn_live(const struct master *m)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < m->nslots; i++)
+		n += m->slots[i]->pid != 0;
+	return n;
+}
+
+static void
+respawn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct slot *s = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (s->state != SLOT_WAITING)
+		return;
+	if (s->m->breaker_open) {
+		s->state = SLOT_DISABLED;
+		return;
+	}
+	slot_spawn(s);
+}
+
+void
+spawn_ensure_slots(struct master *m, unsigned n)
+{
+	if (n <= m->nslots)
+		return;
+	m->slots = xrealloc(m->slots, n, sizeof(*m->slots));
+	for (unsigned i = m->nslots; i < n; i++) {
+		struct slot *s = xcalloc(1, sizeof(*s));
+
+		s->m = m;
+		s->index = i;
+		s->chan_fd = -1;
+		ev_init(&s->respawn_timer, respawn_timer_cb);
+		s->respawn_timer.data = s;
+		ev_init(&s->chan_io, slot_chan_cb);
+		s->chan_io.data = s;
+		m->slots[i] = s;
+	}
+	m->nslots = n;
+}
+
+void
+spawn_init(struct master *m)
+{
+	m->crash_cap = m->cf->crash_breaker_count;
+	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
+				 sizeof(*m->crash_times));
+	spawn_ensure_slots(m, m->nworkers);
+}
+
+void
+spawn_free(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		ev_timer_stop(m->loop, &s->respawn_timer);
+		ev_io_stop(m->loop, &s->chan_io);
+		if (s->chan_fd != -1)
+			close(s->chan_fd);
+		free(s);
+	}
+	free(m->slots);
+	m->slots = NULL;
+	m->nslots = 0;
+	free(m->crash_times);
+	m->crash_times = NULL;
+}
+
+/* Runs in the forked child: never returns. */
+static void PGQ_NORETURN
+slot_child(struct slot *s, int chan_fd, int master_fd)
+{
+	struct master *m = s->m;
+	struct sigaction sa;
+	sigset_t none;
+	int status;
+
+	close(master_fd);
+	/*
+	 * The master's session must survive this process: close its socket,
+	 * never PQfinish (that would send a Terminate on the shared socket).
+	 */
+	if (m->ls.conn != NULL && PQsocket(m->ls.conn) >= 0)
+		close(PQsocket(m->ls.conn));
+	/* libev's handlers write into the master's pipe: reset them all. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	master_title_set("worker %u", s->index);
+	status = worker_main(m->cf, s->index, chan_fd);
+	_exit(status & 0xff);
+}
+
+static void
+slot_spawn(struct slot *s)
+{
+	struct master *m = s->m;
+	sigset_t all, old;
+	int fds[2];
+	pid_t pid;
+
+	ev_timer_stop(m->loop, &s->respawn_timer);
+	if (chan_pair(fds) == -1) {
+		log_warn("worker %u: cannot create its channel", s->index);
+		goto retry;
+	}
+	/*
+	 * Block every signal across fork so the child cannot run one of the
+	 * master's handlers before it has reset them.
+	 */
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		slot_child(s, fds[1], fds[0]);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(fds[1]);
+	if (pid == -1) {
+		log_warn("worker %u: fork failed", s->index);
+		close(fds[0]);
+		goto retry;
+	}
+	s->pid = pid;
+	s->generation++;
+	s->state = SLOT_STARTING;
+	s->queue_manager_id[0] = '\0';
+	s->backend_pid = 0;
+	s->job_id = 0;
+	s->job_entrypoint[0] = '\0';
+	s->started_ms = clock_mono_ms();
+	s->stop_sent = false;
+	s->replace = false;
+	s->outq_len = 0;
+	s->chan_fd = fds[0];
+	ev_io_set(&s->chan_io, s->chan_fd, EV_READ);
+	ev_io_start(m->loop, &s->chan_io);
+	log_info("worker %u: started pid=%ld generation=%u", s->index,
+		 (long)pid, s->generation);
+	master_status(m);
+	return;
+retry:
+	s->state = SLOT_WAITING;
+	ev_timer_set(&s->respawn_timer, 1.0, 0.0);
+	ev_timer_start(m->loop, &s->respawn_timer);
+}
+
+/* Flushes queued messages; keeps EV_WRITE interest while any remain. */
+static void
+slot_flush(struct slot *s)
+{
+	struct master *m = s->m;
+	size_t sent = 0;
+	int events;
+
+	while (sent < s->outq_len) {
+		if (chan_send(s->chan_fd, &s->outq[sent]) == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* The worker is gone; SIGCHLD will follow. */
+				log_debug("worker %u: channel send failed: %s",
+					  s->index, strerror(errno));
+				sent = s->outq_len;
+			}
+			break;
+		}
+		sent++;
+	}
+	memmove(s->outq, s->outq + sent,
+		(s->outq_len - sent) * sizeof(s->outq[0]));
+	s->outq_len -= sent;
+	events = EV_READ | (s->outq_len > 0 ? EV_WRITE : 0);
+	if ((s->chan_io.events & (EV_READ | EV_WRITE)) != events) {
+		ev_io_stop(m->loop, &s->chan_io);
+		ev_io_set(&s->chan_io, s->chan_fd, events);
+		ev_io_start(m->loop, &s->chan_io);
+	}
+}
+
+void
+slot_send(struct slot *s, enum chan_type type, int64_t a)
+{
+	struct chan_msg msg;
+
+	if (s->pid == 0 || s->chan_fd == -1)
+		return;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = type;
+	msg.a = a;
+	if (type == CHAN_SHUTDOWN || type == CHAN_FAST)
+		s->stop_sent = true;
+	/* Wake-ups are idempotent: one waiting in the queue is enough. */
+	for (size_t i = 0; type == CHAN_WAKE && i < s->outq_len; i++) {
+		if (s->outq[i].type == CHAN_WAKE)
+			return;
+	}
+	if (s->outq_len == SLOT_OUTQ_MAX) {
+		if (type == CHAN_WAKE)
+			return;
+		/*
+		 * A worker that reads nothing while eight control messages
+		 * wait is stuck; control messages must not be lost, so the
+		 * escalation path (SIGKILL) takes over.
+		 */
+		log_warnx("worker %u: channel full, killing it pid=%ld",
+			  s->index, (long)s->pid);
+		kill(s->pid, SIGKILL);
+		return;
+	}
+	s->outq[s->outq_len++] = msg;
+	log_debug("worker %u: send %s a=%lld", s->index, chan_type_name(type),
+		  (long long)a);
+	slot_flush(s);
+}
+
+/* Handles one message; exiting = the worker is already reaped. */
+static void
+slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
+{
+	struct master *m = s->m;
+
+	switch (msg->type) {
+	case CHAN_HELLO:
+		/* chan_decode checked the NUL; a UUID is 36 characters. */
+		memcpy(s->queue_manager_id, msg->uuid,
+		       sizeof(s->queue_manager_id) - 1);
+		s->queue_manager_id[sizeof(s->queue_manager_id) - 1] = '\0';
+		s->backend_pid = (long)msg->a;
+		log_info("worker %u: ready pid=%ld queue_manager_id=%s "
+			 "backend_pid=%ld",
+			 s->index, (long)s->pid, s->queue_manager_id,
+			 s->backend_pid);
+		if (exiting || s->state != SLOT_STARTING)
+			break;
+		s->state = SLOT_IDLE;
+		/* The queue may hold work from before this worker existed. */
+		if (m->shutdown == SHUTDOWN_NONE) {
+			slot_send(s, CHAN_WAKE, 0);
+			s->state = SLOT_BUSY;
+		}
+		master_status(m);
+		break;
+	case CHAN_JOB_START:
+		s->job_id = msg->a;
+		snprintf(s->job_entrypoint, sizeof(s->job_entrypoint), "%s",
+			 msg->text);
+		s->job_started_ms = clock_mono_ms();
+		if (!exiting && s->state != SLOT_STOPPING)
+			s->state = SLOT_BUSY;
+		log_debug("worker %u: job start job=%lld entrypoint=%s",
+			  s->index, (long long)s->job_id, s->job_entrypoint);
+		break;
+	case CHAN_JOB_END:
+		log_debug("worker %u: job end job=%lld outcome=%lld", s->index,
+			  (long long)msg->a, (long long)msg->b);
+		s->job_id = 0;
+		s->job_entrypoint[0] = '\0';
+		break;
+	case CHAN_WAKE_MORE:
+		if (!exiting)
+			wake_more(m);
+		break;
+	case CHAN_IDLE:
+		s->job_id = 0;
+		s->job_entrypoint[0] = '\0';
+		if (exiting || s->state == SLOT_STOPPING)
+			break;
+		s->state = SLOT_IDLE;
+		log_debug("worker %u: idle", s->index);
+		wake_on_idle(m, s);
+		master_status(m);
+		break;
+	default:
+		log_warnx("worker %u: unexpected message type=%s", s->index,
+			  chan_type_name(msg->type));
+		break;
+	}
+}
+
+/* Reads every waiting message; false when the channel is closed. */
+static bool
+slot_read(struct slot *s, bool exiting)
+{
+	struct chan_msg msg;
+
+	for (;;) {
+		int rc = chan_recv(s->chan_fd, &msg);
+
+		if (rc == 1) {
+			slot_handle(s, &msg, exiting);
+			/* A handler may have killed or replaced the slot. */
+			if (s->chan_fd == -1)
+				return false;
+			continue;
+		}
+		if (rc == 0)
+			return false;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return true;
+		if (errno == EBADMSG) {
+			log_warnx("worker %u: malformed channel record",
+				  s->index);
+			continue;
+		}
+		if (errno != ECONNRESET)
+			log_warn("worker %u: channel read failed", s->index);
+		return false;
+	}
+}
+
+static void
+slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct slot *s = w->data;
+
+	if (revents & EV_WRITE)
+		slot_flush(s);
+	if ((revents & EV_READ) && !slot_read(s, false)) {
+		/* The worker closed its end: its exit follows; wait for it. */
+		ev_io_stop(loop, &s->chan_io);
+	}
+}
+
+static void
+slot_describe_exit(int st, char *buf, size_t len)
+{
+	if (WIFEXITED(st))
+		snprintf(buf, len, "exit status %d", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		snprintf(buf, len, "killed by signal %s%s",
+			 signal_name(WTERMSIG(st)),
+			 WCOREDUMP(st) ? " (core dumped)" : "");
+	else
+		snprintf(buf, len, "wait status %d", st);
+}
+
+/* Records an abnormal exit; true when the breaker trips now. */
+static bool
+breaker_record(struct master *m)
+{
+	uint64_t now = clock_mono_ms();
+	uint64_t oldest;
+
+	if (m->crash_cap == 0)
+		return false;
+	m->crash_times[m->crash_head] = now;
+	m->crash_head = (m->crash_head + 1) % m->crash_cap;
+	if (m->crash_n < m->crash_cap)
+		m->crash_n++;
+	if (m->crash_n < m->crash_cap || m->breaker_open)
+		return false;
+	/* The ring is full: its oldest entry is where the head points. */
+	oldest = m->crash_times[m->crash_head];
+	return now - oldest <= m->cf->crash_breaker_window_ms;
+}
+
+void
+spawn_breaker_reset(struct master *m)
+{
+	free(m->crash_times);
+	m->crash_cap = m->cf->crash_breaker_count;
+	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
+				 sizeof(*m->crash_times));
+	m->crash_head = 0;
+	m->crash_n = 0;
+	m->breaker_open = false;
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		s->backoff_ms = 0;
+		if (s->state == SLOT_DISABLED)
+			s->state = SLOT_EMPTY;
+	}
+}
+
+/* Master exits 78 when every worker of a fresh start exited 78. */
+static void
+spawn_check_all_config_failed(struct master *m)
+{
+	if (m->nworkers == 0)
+		return;
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		const struct slot *s = m->slots[i];
+
+		if (s->state != SLOT_DISABLED || !s->disabled_first)
+			return;
+	}
+	log_error("every worker exited with a configuration error (78): "
+		  "stopping");
+	m->exit_code = MASTER_EX_CONFIG;
+	master_shutdown(m, SHUTDOWN_GRACEFUL);
+}
+
+static void
+slot_schedule_respawn(struct slot *s, uint64_t uptime_ms)
+{
+	struct master *m = s->m;
+	uint64_t delay;
+
+	/* A worker that ran long enough was healthy: start over. */
+	if (uptime_ms >= m->cf->healthy_uptime_ms)
+		s->backoff_ms = 0;
+	delay = s->backoff_ms;
+	if (s->backoff_ms == 0)
+		s->backoff_ms = m->cf->respawn_backoff_ms;
+	else if (s->backoff_ms < m->cf->respawn_backoff_max_ms / 2)
+		s->backoff_ms *= 2;
+	else
+		s->backoff_ms = m->cf->respawn_backoff_max_ms;
+	if (s->backoff_ms > m->cf->respawn_backoff_max_ms)
+		s->backoff_ms = m->cf->respawn_backoff_max_ms;
+	if (delay == 0) {
+		slot_spawn(s);
+		return;
+	}
+	log_info("worker %u: respawn in %llums", s->index,
+		 (unsigned long long)delay);
+	s->state = SLOT_WAITING;
+	ev_timer_set(&s->respawn_timer, (double)delay / 1000.0, 0.0);
+	ev_timer_start(m->loop, &s->respawn_timer);
+}
+
+/* Starts the next rolling replacement when none is under way. */
+static void
+spawn_replace_next(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots; i++) {
+		const struct slot *s = m->slots[i];
+
+		if (s->replace && s->pid != 0 && s->stop_sent)
+			return;
+	}
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		if (s->replace && s->pid != 0) {
+			log_info("worker %u: replacing for the new "
+				 "configuration pid=%ld",
+				 s->index, (long)s->pid);
+			s->state = SLOT_STOPPING;
+			slot_send(s, CHAN_SHUTDOWN, 0);
+			return;
+		}
+	}
+	if (m->rolling)
+		log_info("reload: every worker runs the new configuration");
+	m->rolling = false;
+}
+
+void
+spawn_replace_all(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		if (s->pid != 0 && !s->stop_sent && i < m->nworkers)
+			s->replace = true;
+	}
+	m->rolling = true;
+	spawn_replace_next(m);
+}
+
+static void
+slot_exited(struct slot *s, int st)
+{
+	struct master *m = s->m;
+	char cause[128];
+	uint64_t uptime = clock_mono_ms() - s->started_ms;
+	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	bool expected = s->stop_sent;
+	bool replace = s->replace;
+	long pid = (long)s->pid;
+
+	/* Whatever it said before dying (its hello, its job) counts. */
+	if (s->chan_fd != -1) {
+		(void)slot_read(s, true);
+		ev_io_stop(m->loop, &s->chan_io);
+		close(s->chan_fd);
+		s->chan_fd = -1;
+	}
+	slot_describe_exit(st, cause, sizeof(cause));
+	if (clean && expected)
+		log_info("worker %u: exited pid=%ld uptime=%llums", s->index,
+			 pid, (unsigned long long)uptime);
+	else if (s->job_id != 0)
+		log_warnx("worker %u: died: %s pid=%ld job=%lld entrypoint=%s "
+			  "uptime=%llums",
+			  s->index, cause, pid, (long long)s->job_id,
+			  s->job_entrypoint, (unsigned long long)uptime);
+	else
+		log_warnx("worker %u: died: %s pid=%ld uptime=%llums", s->index,
+			  cause, pid, (unsigned long long)uptime);
+	if (s->queue_manager_id[0] != '\0')
+		recovery_run(m, s->queue_manager_id, cause, s->index, pid);
+	s->pid = 0;
+	s->queue_manager_id[0] = '\0';
+	s->backend_pid = 0;
+	s->job_id = 0;
+	s->job_entrypoint[0] = '\0';
+	s->stop_sent = false;
+	s->replace = false;
+	s->outq_len = 0;
+	s->state = SLOT_EMPTY;
+
+	if (m->shutdown != SHUTDOWN_NONE)
+		goto out;
+	if (s->index >= m->nworkers) {
+		log_info("worker %u: retired", s->index);
+		goto out;
+	}
+	if (WIFEXITED(st) && WEXITSTATUS(st) == MASTER_EX_CONFIG) {
+		log_error("worker %u: exited with status 78 (configuration "
+			  "error): not respawned",
+			  s->index);
+		s->state = SLOT_DISABLED;
+		s->disabled_first = s->generation == 1;
+		spawn_check_all_config_failed(m);
+		goto out;
+	}
+	if (expected && clean) {
+		/* A replacement (reload) or a slot wanted again: start now. */
+		slot_spawn(s);
+		goto out;
+	}
+	if (!clean && breaker_record(m)) {
+		m->breaker_open = true;
+		log_error("crash breaker tripped: %u abnormal worker exits "
+			  "within %llums: respawning stopped until SIGHUP",
+			  m->crash_cap,
+			  (unsigned long long)m->cf->crash_breaker_window_ms);
+		master_notify("STATUS=crash breaker tripped: respawning "
+			      "stopped");
+	}
+	if (m->breaker_open) {
+		s->state = SLOT_DISABLED;
+		goto out;
+	}
+	slot_schedule_respawn(s, uptime);
+out:
+	if (replace || m->rolling)
+		spawn_replace_next(m);
+	/* Its jobs are back in the queue or on their way: someone takes them.
+	 */
+	master_status(m);
+	master_check_exit(m);
+}
+
+void
+spawn_reap(struct master *m)
+{
+	int st;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		struct slot *s = NULL;
+
+		for (unsigned i = 0; i < m->nslots; i++) {
+			if (m->slots[i]->pid == pid) {
+				s = m->slots[i];
+				break;
+			}
+		}
+		if (s == NULL) {
+			log_debug("reaped an unknown child pid=%ld", (long)pid);
+			continue;
+		}
+		slot_exited(s, st);
+	}
+	if (pid == -1 && errno != ECHILD)
+		log_warn("waitpid failed");
+}
+
+void
+spawn_reconcile(struct master *m)
+{
+	if (m->shutdown != SHUTDOWN_NONE)
+		return;
+	spawn_ensure_slots(m, m->nworkers);
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		if (i < m->nworkers) {
+			if (s->state == SLOT_EMPTY)
+				slot_spawn(s);
+			continue;
+		}
+		switch (s->state) {
+		case SLOT_WAITING:
+			ev_timer_stop(m->loop, &s->respawn_timer);
+			s->state = SLOT_EMPTY;
+			break;
+		case SLOT_DISABLED:
+			s->state = SLOT_EMPTY;
+			break;
+		case SLOT_STARTING:
+		case SLOT_IDLE:
+		case SLOT_BUSY:
+			/* Retires after its current job. */
+			log_info("worker %u: retiring pid=%ld job=%lld",
+				 s->index, (long)s->pid, (long long)s->job_id);
+			s->state = SLOT_STOPPING;
+			s->replace = false;
+			slot_send(s, CHAN_SHUTDOWN, 0);
+			break;
+		case SLOT_EMPTY:
+		case SLOT_STOPPING:
+			break;
+		}
+	}
+	master_status(m);
+}
+
+void
+spawn_kill_all(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		if (s->pid == 0)
+			continue;
+		log_info("worker %u: killing pid=%ld job=%lld", s->index,
+			 (long)s->pid, (long long)s->job_id);
+		s->state = SLOT_STOPPING;
+		if (kill(s->pid, SIGKILL) == -1 && errno != ESRCH)
+			log_warn("worker %u: kill failed", s->index);
+	}
+}
