@@ -48,7 +48,9 @@ enum conf_on_failure {
 /* How a changed key takes effect on SIGHUP. */
 enum conf_apply {
 	CONF_APPLY_MASTER = 0, /* the master applies the new value at once */
-	CONF_APPLY_WORKERS,    /* applied by replacing workers one at a time */
+	CONF_APPLY_WORKERS,    /* the master applies it where it uses it and
+				  replaces workers one at a time so that they
+				  pick it up */
 	CONF_APPLY_RESTART,    /* needs a restart: a reload logs it and keeps
 				  the old value (conf_keep_restart_keys) */
 };
