@@ -38,12 +38,13 @@ struct driver_async {
 
 	struct async_query *head, *tail;
 	size_t npending;
-	bool sent;	     /* head was handed to libpq */
-	PGresult *result;    /* result kept for head until the final NULL */
-	bool lost;	     /* connection found broken; nothing more runs */
-	bool closing;	     /* driver_async_free was called */
-	unsigned depth;	     /* callbacks of ours on the stack */
-	struct pgq_error ok; /* handed to callbacks on success */
+	bool sent;	      /* head was handed to libpq */
+	PGresult *result;     /* result kept for head until the final NULL */
+	bool lost;	      /* connection found broken; nothing more runs */
+	const char *why_lost; /* our own reason, when libpq has none */
+	bool closing;	      /* driver_async_free was called */
+	unsigned depth;	      /* callbacks of ours on the stack */
+	struct pgq_error ok;  /* handed to callbacks on success */
 };
 
 static void async_read_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -107,7 +108,8 @@ lost_error(struct driver_async *a, struct pgq_error *err)
 	char msg[sizeof(err->message) - 32];
 	size_t n;
 
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(a->conn));
+	snprintf(msg, sizeof(msg), "%s",
+		 a->why_lost != NULL ? a->why_lost : PQerrorMessage(a->conn));
 	n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
 		msg[--n] = '\0';
@@ -215,9 +217,9 @@ send_head(struct driver_async *a)
 }
 
 /*
- * Collects the results libpq has complete. Of several results (a query
- * string with many statements) the first error wins, else the last result.
- * Returns -1 when the connection broke.
+ * Collects the results libpq has complete; a NULL result ends a query.
+ * Should a query yield several results, the first error wins, else the
+ * last one. Returns -1 when the connection broke.
  */
 static int
 collect_results(struct driver_async *a)
@@ -233,9 +235,14 @@ collect_results(struct driver_async *a)
 			st = PQresultStatus(r);
 			if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT ||
 			    st == PGRES_COPY_BOTH) {
-				/* COPY is not supported: it would stall here.
+				/*
+				 * The protocol cannot leave COPY without
+				 * streaming data, which this executor does
+				 * not do: the owner has to reconnect.
 				 */
 				PQclear(r);
+				a->why_lost = "COPY is not supported by the "
+					      "non-blocking executor";
 				return -1;
 			}
 			if (a->result != NULL &&

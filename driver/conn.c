@@ -43,7 +43,7 @@ scrub_secret(char *msg, const char *secret)
 		return;
 	/* Resume after each mask: a password may itself contain "***". */
 	while ((p = strstr(p, secret)) != NULL) {
-		memcpy(p, "***", 3);
+		p[0] = p[1] = p[2] = '*';
 		memmove(p + 3, p + slen, strlen(p + slen) + 1);
 		p += 3;
 	}

@@ -21,7 +21,7 @@
  * NOTIFY payloads are limited to 8000 bytes by the server, so anything much
  * larger did not come from a notification: refuse it before parsing.
  */
-#define PAYLOAD_MAX_LEN (1024 * 1024)
+#define PAYLOAD_MAX_LEN ((size_t)1024 * 1024)
 /* A cancellation of more jobs than this is refused rather than allocated. */
 #define EVENT_MAX_IDS 100000
 
@@ -192,7 +192,8 @@ driver_event_parse(const char *payload, struct driver_event *ev, char *errbuf,
 	}
 	len = strnlen(payload, PAYLOAD_MAX_LEN + 1);
 	if (len > PAYLOAD_MAX_LEN) {
-		set_reason(errbuf, errlen, "payload is too long: over %d bytes",
+		set_reason(errbuf, errlen,
+			   "payload is too long: over %zu bytes",
 			   PAYLOAD_MAX_LEN);
 		goto out;
 	}

@@ -704,7 +704,7 @@ Test(driver_db, async_large_parameters_are_flushed_without_blocking)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct async_state st = {0};
 	struct async_tag tag = {&st, 0};
-	size_t n = 8 * 1024 * 1024;
+	size_t n = (size_t)8 * 1024 * 1024;
 	char *big = malloc(n + 1);
 	char expect[32];
 	PGconn *c;
@@ -724,6 +724,30 @@ Test(driver_db, async_large_parameters_are_flushed_without_blocking)
 	cr_assert(run_until_count(loop, &st.norder, 1, 20.));
 	snprintf(expect, sizeof(expect), "%zu", n);
 	cr_expect_str_eq(st.values[0], expect, "%s", st.errs[0].message);
+	driver_async_free(st.a);
+	PQfinish(c);
+	ev_loop_destroy(loop);
+}
+
+Test(driver_db, async_copy_is_refused_as_a_lost_connection)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct async_state st = {0};
+	struct async_tag tag = {&st, 0};
+	PGconn *c;
+
+	harness_db_new(false);
+	c = connect_ok();
+	st.a = driver_async_new(loop, c, on_notify, on_lost, &st);
+	cr_assert_not_null(st.a);
+	cr_assert_eq(driver_async_query(st.a, "COPY (SELECT 1) TO STDOUT", 0,
+					NULL, record_done, &tag),
+		     0);
+	cr_assert(run_until(loop, &st.lost, 10.), "on_lost not called");
+	cr_assert_eq(st.norder, 1);
+	cr_expect_eq(st.errs[0].klass, PGQ_ERR_CONNECTION);
+	cr_expect(strstr(st.errs[0].message, "COPY is not supported") != NULL,
+		  "%s", st.errs[0].message);
 	driver_async_free(st.a);
 	PQfinish(c);
 	ev_loop_destroy(loop);

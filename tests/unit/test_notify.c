@@ -300,7 +300,7 @@ Test(notify, long_strings_are_refused_not_overflowed)
 
 Test(notify, oversized_payload_and_null_are_refused)
 {
-	size_t n = 2 * 1024 * 1024;
+	size_t n = (size_t)2 * 1024 * 1024;
 	char *big = malloc(n + 1);
 	struct driver_event ev;
 	char reason[128];
