@@ -107,13 +107,16 @@ PGresult *driver_exec_prepared(PGconn *conn, struct driver_prepared *p,
 
 struct driver_async;
 /* Called once per query with its final result (NULL + err on failure). The
- * result is cleared after the callback returns. */
+ * result is cleared after the callback returns. err is never NULL: its class
+ * is PGQ_OK on success. Never called from inside driver_async_query. */
 typedef void (*driver_async_fn)(struct driver_async *a, PGresult *res,
 				const struct pgq_error *err, void *arg);
 /* Called for every notification received on the connection (borrowed). */
 typedef void (*driver_notify_fn)(struct driver_async *a, const PGnotify *n,
 				 void *arg);
-/* Called when the connection is found broken; the owner reconnects. */
+/* Called when the connection is found broken, after every queued query has
+ * failed with PGQ_ERR_CONNECTION; the owner frees the executor and
+ * reconnects. */
 typedef void (*driver_lost_fn)(struct driver_async *a, void *arg);
 
 /*
@@ -124,9 +127,16 @@ typedef void (*driver_lost_fn)(struct driver_async *a, void *arg);
 struct driver_async *driver_async_new(struct ev_loop *loop, PGconn *conn,
 				      driver_notify_fn on_notify,
 				      driver_lost_fn on_lost, void *arg);
-/* Stops the watchers and fails queued queries with a connection error. */
+/*
+ * Stops the watchers and fails queued queries with a connection error. May be
+ * called from inside any of the executor's callbacks (the memory goes once
+ * they return). Call it before PQfinish of the connection; a running query
+ * is abandoned and the connection is set back to blocking mode.
+ */
 void driver_async_free(struct driver_async *a);
-/* Queues a query with text parameters (copied). Returns 0 or -1. */
+/* Queues a query with text parameters (copied; NULL = SQL NULL). One
+ * statement; COPY is not supported. Returns 0, or -1 once the connection was
+ * lost or the executor is being freed. */
 int driver_async_query(struct driver_async *a, const char *sql, int nparams,
 		       const char *const *values, driver_async_fn done,
 		       void *arg) PGQ_WUR;
@@ -168,7 +178,8 @@ struct driver_event {
 /*
  * Parses a notification payload. Returns 0 (unknown types included, type
  * DRIVER_EVENT_UNKNOWN), or -1 with a reason in errbuf when the payload is not
- * a JSON object or a known type lacks its fields.
+ * a JSON object or a known type lacks its fields. ev is overwritten (clear a
+ * parsed event before reusing it); on -1 it owns nothing. errbuf may be NULL.
  */
 int driver_event_parse(const char *payload, struct driver_event *ev,
 		       char *errbuf, size_t errlen) PGQ_WUR;
