@@ -12,3 +12,18 @@ sql/sql_text.c: $(srcdir)/sql/embed.sh $(srcdir)/sql/schema.sql \
 	$(AM_V_GEN)$(MKDIR_P) sql && \
 	$(SHELL) $(srcdir)/sql/embed.sh $(srcdir)/sql/schema.sql \
 		$(srcdir)/sql/queries.sql >$@.tmp && mv $@.tmp $@
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_sql_names tests/db/test_schema \
+	tests/db/test_queries
+TESTS += tests/unit/test_sql_names tests/db/test_schema tests/db/test_queries
+tests_unit_test_sql_names_SOURCES = tests/unit/test_sql_names.c
+tests_unit_test_sql_names_CFLAGS = $(TEST_CFLAGS)
+tests_unit_test_sql_names_LDADD = $(TEST_LIBS)
+tests_db_test_schema_SOURCES = tests/db/test_schema.c
+tests_db_test_schema_CFLAGS = $(TEST_CFLAGS)
+tests_db_test_schema_LDADD = $(TEST_LIBS)
+tests_db_test_queries_SOURCES = tests/db/test_queries.c
+tests_db_test_queries_CFLAGS = $(TEST_CFLAGS)
+tests_db_test_queries_LDADD = $(TEST_LIBS)
+endif

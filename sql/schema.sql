@@ -185,21 +185,6 @@ ALTER TYPE {status} ADD VALUE IF NOT EXISTS 'deleted' AFTER 'canceled';
 -- name: upgrade.enum_failed
 ALTER TYPE {status} ADD VALUE IF NOT EXISTS 'failed' AFTER 'deleted';
 
--- Early layouts used SERIAL (int4) ids; widen only when needed, because
--- ALTER COLUMN TYPE rewrites the table.
--- name: upgrade.queue_id_bigint
-DO $$
-BEGIN
-    IF (SELECT atttypid FROM pg_attribute
-        WHERE attrelid = '{queue}'::regclass AND attname = 'id')
-        = 'int4'::regtype THEN
-        ALTER TABLE {queue} ALTER COLUMN id TYPE BIGINT;
-        EXECUTE format('ALTER SEQUENCE %s AS BIGINT',
-            pg_get_serial_sequence('{queue}', 'id'));
-    END IF;
-END;
-$$;
-
 -- name: upgrade.queue_updated
 ALTER TABLE {queue} ADD COLUMN IF NOT EXISTS
     updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW();
@@ -325,6 +310,30 @@ CREATE TABLE IF NOT EXISTS {schedules} (
     status {status} DEFAULT 'queued',
     UNIQUE (expression, entrypoint)
 );
+
+-- Early layouts used SERIAL (int4) ids; widen them only when needed,
+-- because ALTER COLUMN TYPE rewrites the table. A serial's sequence is
+-- widened too (an identity's follows its column by itself).
+-- name: upgrade.ids_bigint
+DO $$
+DECLARE
+    t regclass;
+    seq text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['{queue}', '{log}', '{statistics}',
+                             '{schedules}']::regclass[] LOOP
+        IF (SELECT atttypid FROM pg_attribute
+            WHERE attrelid = t AND attname = 'id') = 'int4'::regtype THEN
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN id TYPE BIGINT', t);
+            seq := pg_get_serial_sequence(t::text, 'id');
+            IF seq IS NOT NULL AND (SELECT attidentity FROM pg_attribute
+                WHERE attrelid = t AND attname = 'id') = '' THEN
+                EXECUTE format('ALTER SEQUENCE %s AS BIGINT', seq);
+            END IF;
+        END IF;
+    END LOOP;
+END;
+$$;
 
 -- The same text as install.function ("@name" reuses a section).
 -- name: upgrade.function
