@@ -200,6 +200,129 @@ typedef int (*pgq_module_init_fn)(void **resources, const char *entrypoint,
 				  char *errbuf, size_t errlen);
 typedef void (*pgq_module_fini_fn)(void *resources);
 
+/*
+ * How an entrypoint treats failures. pgq_entrypoint_options_init fills the
+ * defaults shown.
+ */
+struct pgq_entrypoint_options {
+	/* runs before a RETRY is final; 0 = unlimited; default 5 */
+	int32_t max_attempts;
+	/* delay before the first retry; default 1000 */
+	uint64_t retry_delay_ms;
+	/* delay factor per retry, >= 1; default 2.0 */
+	double retry_backoff;
+	/* longest retry delay; default 300000 */
+	uint64_t retry_max_delay_ms;
+	/*
+	 * true: a final failure stays as status 'failed' (pgq_requeue brings
+	 * it back); false (default): it is deleted with an exception log row
+	 */
+	bool hold_on_failure;
+};
+
+void pgq_entrypoint_options_init(struct pgq_entrypoint_options *opt);
+
+/* How a consumer claims. pgq_consumer_options_init fills the defaults. */
+struct pgq_consumer_options {
+	/* jobs per claim, 1..10000; default 10 */
+	uint32_t batch_size;
+	/* claim while idle even without a notification; 0 = never;
+	 * default 30000 */
+	uint64_t poll_interval_ms;
+	/* a picked job whose heartbeat is older is re-claimable by anyone;
+	 * default 30000 */
+	uint64_t heartbeat_timeout_ms;
+};
+
+void pgq_consumer_options_init(struct pgq_consumer_options *opt);
+
+/*
+ * The consumer: PgQueuer's QueueManager in C. It claims jobs of its
+ * entrypoints in batches (FOR UPDATE SKIP LOCKED), runs each through its
+ * handler in the calling thread, one at a time, and records the outcome:
+ * SUCCESS deletes the job with a `successful` log row; RETRY puts it back
+ * with attempts + 1 after retry_delay * retry_backoff^attempts while
+ * attempts remain; FAIL (or a RETRY with no attempts left) deletes it with
+ * an `exception` log row, or holds it as `failed` with hold_on_failure. The
+ * traceback of a failure is PgQueuer's JSON object. Delivery is
+ * at-least-once: a consumer that dies leaves its jobs to be re-claimed after
+ * heartbeat_timeout. A handler that runs longer than heartbeat_timeout may
+ * see its job re-claimed elsewhere: the consumer refreshes heartbeats only
+ * between jobs.
+ */
+struct pgq_consumer;
+
+/*
+ * Creates a consumer on q, which must have been opened or wrapped with
+ * PGQ_ROLE_CONSUMER and stays the caller's (free the consumer first).
+ * resources is handed to every handler call. Returns NULL with err filled.
+ */
+struct pgq_consumer *pgq_consumer_new(struct pgq *q, void *resources,
+				      struct pgq_error *err);
+
+/* Sets batch size, poll interval and heartbeat timeout (opt is copied). */
+int pgq_consumer_set_options(struct pgq_consumer *c,
+			     const struct pgq_consumer_options *opt,
+			     struct pgq_error *err);
+
+/*
+ * Registers fn for jobs of entrypoint; opt NULL = the defaults (opt is
+ * copied). Not while running. Returns 0 or -1 with err filled.
+ */
+int pgq_consumer_add(struct pgq_consumer *c, const char *entrypoint,
+		     pgq_handler_fn fn,
+		     const struct pgq_entrypoint_options *opt,
+		     struct pgq_error *err);
+
+/*
+ * Runs until pgq_consumer_stop: LISTENs on q's channel, claims at once,
+ * then whenever a notification (or the poll interval) says there may be
+ * work. A lost connection is reset with backoff (q's PGconn stays the same
+ * object); cancellation events stop the canceled jobs that wait in a batch.
+ * On return the channel is UNLISTENed. Returns 0 after a stop, or -1 with
+ * err filled on an error that retrying cannot cure (missing queue tables, a
+ * failed connection check).
+ */
+int pgq_consumer_run(struct pgq_consumer *c, struct pgq_error *err);
+
+/*
+ * Claims and runs until no eligible job is left (or pgq_consumer_stop),
+ * without LISTEN. Returns 0, or -1 with err filled as pgq_consumer_run.
+ */
+int pgq_consumer_drain(struct pgq_consumer *c, struct pgq_error *err);
+
+/*
+ * Asks a running consumer to stop: the job running now finishes, jobs
+ * claimed but not started go back to the queue (attempts + 1), outcomes are
+ * written, then run or drain returns. Async-signal-safe; may be called from
+ * a handler. A stop asked before run makes it return at once.
+ */
+void pgq_consumer_stop(struct pgq_consumer *c);
+
+/* Frees the consumer (not while running); NULL is a no-op. */
+void pgq_consumer_free(struct pgq_consumer *c);
+
+/* The UUID this consumer writes to queue_manager_id (borrowed). */
+const char *pgq_consumer_queue_manager_id(const struct pgq_consumer *c);
+
+/* Number of jobs run so far (successful or not). */
+uint64_t pgq_consumer_processed(const struct pgq_consumer *c);
+
+/* Levels given to a pgq_log_fn. */
+enum pgq_log_level {
+	PGQ_LOG_ERROR = 0, /* the consumer could not do something */
+	PGQ_LOG_WARN,	   /* a database error it retries, a lost job */
+	PGQ_LOG_INFO,	   /* reconnects */
+	PGQ_LOG_DEBUG,	   /* per-job detail */
+};
+
+/* Receives the consumer's diagnostics (the library never prints). */
+typedef void (*pgq_log_fn)(void *arg, enum pgq_log_level level,
+			   const char *message);
+
+/* Sets where diagnostics go; fn NULL = nowhere (the default). */
+void pgq_consumer_set_log(struct pgq_consumer *c, pgq_log_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

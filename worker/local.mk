@@ -1,1 +1,15 @@
-# worker/: filled in as it lands
+# worker/: the consumer engine (libpgq's pgq_consumer_* and the daemon's
+# workers), the handler kinds, and the worker process run by pgq-master.
+libpgq_internal_la_SOURCES += worker/worker.h worker/worker_int.h \
+	worker/consumer.c worker/handler_fn.c worker/handler_module.c \
+	worker/handler_command.c worker/handler_builtin.c worker/worker.c
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_handlers
+TESTS += tests/unit/test_handlers
+tests_unit_test_handlers_SOURCES = tests/unit/test_handlers.c
+tests_unit_test_handlers_CFLAGS = $(TEST_CFLAGS) \
+	-DEXAMPLE_MODULE='"$(abs_top_builddir)/examples/.libs/handler_module.so"'
+tests_unit_test_handlers_LDADD = $(TEST_LIBS)
+EXTRA_tests_unit_test_handlers_DEPENDENCIES = examples/handler_module.la
+endif

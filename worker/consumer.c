@@ -1,0 +1,1426 @@
+/*
+ * The consumer engine, one code path for libpgq's in-process consumer and the
+ * daemon's workers: claim a batch, run each job through its handler, record
+ * the outcomes in a few statements, claim again until nothing is left. It is
+ * driven by a libev loop so asynchronous handlers (commands, builtin sleep)
+ * run while wake-ups and control messages still arrive.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "common/common.h"
+#include "common/log.h"
+#include "driver/driver.h"
+#include "lib/pgq_int.h"
+#include "sql/sql.h"
+#include "worker/worker_int.h"
+
+/* Reconnect and retry backoff after a database error. */
+#define CONSUMER_BACKOFF_BASE_MS 100
+#define CONSUMER_BACKOFF_CAP_MS	 10000
+
+struct consumer_ep {
+	char *name;
+	struct handler *h;
+	struct pgq_entrypoint_options opt;
+};
+
+/* One claimed job and the storage its struct pgq_job points into. */
+struct consumer_job {
+	struct pgq_job job;
+	struct consumer_ep *ep;
+	char *entrypoint;
+	unsigned char *payload; /* from PQunescapeBytea: PQfreemem */
+	char *headers;
+	char *dedupe_key;
+	bool canceled; /* a cancellation arrived for it */
+};
+
+/* Outcomes waiting to be written by one statement. */
+struct outcome_list {
+	int64_t *ids;
+	const char **status; /* COMPLETE: terminal status per id */
+	uint64_t *delay_ms;  /* RETRY: delay per id */
+	char **traceback;    /* JSON per id, or NULL */
+	size_t n, cap;
+};
+
+enum consumer_stop {
+	CONSUMER_RUNNING = 0, /* claiming and running */
+	CONSUMER_GRACEFUL,    /* finish the running job, release the rest */
+	CONSUMER_FAST,	      /* abort the running job, release everything */
+};
+
+struct pgq_consumer {
+	struct pgq *q;
+	void *resources;
+	bool library; /* pgq_consumer_*: never logs, heartbeats itself */
+	struct ev_loop *loop;
+	struct consumer_ep *eps;
+	size_t neps;
+	char *ep_array; /* text[] literal of the entrypoint names */
+	char qmid[UUID_STR_LEN];
+	struct pgq_consumer_options opt;
+	struct consumer_hooks hooks;
+	pgq_log_fn log_fn;
+	void *log_arg;
+
+	/* the claimed batch */
+	struct consumer_job *batch;
+	size_t nbatch, next;
+	struct consumer_job *running;
+	bool in_start;	       /* inside a handler's start */
+	bool abort_requested;  /* the running job was aborted for a stop */
+	uint64_t heartbeat_ms; /* when our jobs' heartbeat was last set */
+	struct outcome_list complete, retry, hold;
+
+	bool want_claim; /* there may be work: claim (again) */
+	bool woken;	 /* between a wake and the idle that ends it */
+	bool more_sent;	 /* found_work reported for this wake */
+	enum consumer_stop stop;
+	bool stopped;
+	bool drain;  /* stop once a claim finds nothing */
+	bool failed; /* library: an error retrying cannot cure */
+	struct pgq_error fail_err;
+	uint64_t processed;
+
+	volatile sig_atomic_t stop_flag; /* pgq_consumer_stop */
+	volatile sig_atomic_t loop_live; /* stop_w may be sent */
+	ev_async stop_w;
+	ev_timer kick_w; /* run a step outside the caller's stack */
+	ev_timer backoff_w;
+	struct driver_backoff backoff;
+	bool in_backoff;
+
+	/* library mode: LISTEN on q's connection */
+	bool listening;
+	ev_io notify_w;
+	ev_timer poll_w;
+};
+
+static void consumer_kick(struct pgq_consumer *c);
+
+/* ---- diagnostics ---- */
+
+static void consumer_log(const struct pgq_consumer *c, enum log_level level,
+			 const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+consumer_log(const struct pgq_consumer *c, enum log_level level,
+	     const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	if (c->library && c->log_fn == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (c->library) {
+		c->log_fn(c->log_arg, (enum pgq_log_level)level, buf);
+		return;
+	}
+	switch (level) {
+	case LOG_LEVEL_ERROR:
+		log_error("%s", buf);
+		break;
+	case LOG_LEVEL_WARN:
+		log_warnx("%s", buf);
+		break;
+	case LOG_LEVEL_INFO:
+		log_info("%s", buf);
+		break;
+	case LOG_LEVEL_DEBUG:
+		log_debug("%s", buf);
+		break;
+	}
+}
+
+/* ---- text helpers ---- */
+
+struct strbuf {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+sb_add(struct strbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap == 0 ? 128 : b->cap;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap, 1);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_str(struct strbuf *b, const char *s)
+{
+	sb_add(b, s, strlen(s));
+}
+
+/* One array element: quoted with " and \ escaped, or NULL. */
+static void
+sb_elem(struct strbuf *b, const char *s)
+{
+	if (s == NULL) {
+		sb_str(b, "NULL");
+		return;
+	}
+	sb_add(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			sb_add(b, "\\", 1);
+		sb_add(b, s, 1);
+	}
+	sb_add(b, "\"", 1);
+}
+
+/* A text array literal of n strings (NULL elements allowed). */
+static char *
+array_literal(const char *const *v, size_t n)
+{
+	struct strbuf b = {NULL, 0, 0};
+
+	sb_str(&b, "{");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			sb_str(&b, ",");
+		sb_elem(&b, v[i]);
+	}
+	sb_str(&b, "}");
+	return b.p;
+}
+
+/* Length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0; /* overlong */
+	else if (s[0] == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (s[0] == 0xf0)
+		lo = 0x90; /* overlong */
+	else if (s[0] == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/*
+ * A JSON string of arbitrary bytes: jansson refuses invalid UTF-8 (a stderr
+ * tail may start inside a character), so such bytes become '?'.
+ */
+static json_t *
+json_text(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+	size_t n = strlen((const char *)p), o = 0;
+	char *clean = xmalloc(n + 1);
+	json_t *j;
+
+	for (size_t i = 0; i < n;) {
+		size_t len = utf8_seq(p + i, n - i);
+
+		if (len == 0) {
+			clean[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(clean + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	clean[o] = '\0';
+	j = json_stringn(clean, o);
+	free(clean);
+	return j != NULL ? j : json_string("");
+}
+
+/*
+ * PgQueuer's traceback object: job_id, timestamp, exception_type,
+ * exception_message, traceback, additional_context.
+ */
+static char *
+consumer_traceback(const struct consumer_job *j, const char *type,
+		   const char *message, const char *traceback,
+		   const char *context_json)
+{
+	json_t *o = json_object(), *ctx = NULL;
+	struct timespec ts;
+	struct tm tm;
+	char stamp[64], frac[32];
+	char *s;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(frac, sizeof(frac), ".%06ld+00:00", ts.tv_nsec / 1000);
+	strncat(stamp, frac, sizeof(stamp) - strlen(stamp) - 1);
+	if (context_json != NULL) {
+		ctx = json_loads(context_json, 0, NULL);
+		if (ctx == NULL)
+			ctx = json_text(context_json);
+	}
+	json_object_set_new(o, "job_id", json_integer(j->job.id));
+	json_object_set_new(o, "timestamp", json_string(stamp));
+	json_object_set_new(o, "exception_type", json_text(type));
+	json_object_set_new(o, "exception_message", json_text(message));
+	json_object_set_new(o, "traceback", json_text(traceback));
+	json_object_set_new(o, "additional_context",
+			    ctx != NULL ? ctx : json_null());
+	s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (s == NULL)
+		fatalx("cannot encode a traceback: out of memory");
+	return s;
+}
+
+/* ---- outcomes ---- */
+
+static void
+outcome_add(struct outcome_list *l, int64_t id, const char *status,
+	    uint64_t delay_ms, char *traceback)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap == 0 ? 16 : 2 * l->cap;
+
+		l->ids = xrealloc(l->ids, cap, sizeof(*l->ids));
+		l->status = xrealloc(l->status, cap, sizeof(*l->status));
+		l->delay_ms = xrealloc(l->delay_ms, cap, sizeof(*l->delay_ms));
+		l->traceback =
+			xrealloc(l->traceback, cap, sizeof(*l->traceback));
+		l->cap = cap;
+	}
+	l->ids[l->n] = id;
+	l->status[l->n] = status;
+	l->delay_ms[l->n] = delay_ms;
+	l->traceback[l->n] = traceback;
+	l->n++;
+}
+
+static void
+outcome_clear(struct outcome_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->traceback[i]);
+	l->n = 0;
+}
+
+static void
+outcome_free(struct outcome_list *l)
+{
+	outcome_clear(l);
+	free(l->ids);
+	free(l->status);
+	free(l->delay_ms);
+	free(l->traceback);
+	memset(l, 0, sizeof(*l));
+}
+
+/* retry_delay * retry_backoff^attempts, capped. */
+static uint64_t
+retry_delay_ms(const struct pgq_entrypoint_options *o, int32_t attempts)
+{
+	double d = (double)o->retry_delay_ms *
+		   pow(o->retry_backoff, attempts > 0 ? attempts : 0);
+
+	if (!(d < (double)o->retry_max_delay_ms))
+		return o->retry_max_delay_ms;
+	return (uint64_t)d;
+}
+
+/* Puts a job back without running it: shutdown or fast abort. */
+static void
+consumer_release(struct pgq_consumer *c, struct consumer_job *j,
+		 const char *why)
+{
+	outcome_add(&c->retry, j->job.id, NULL, 0,
+		    consumer_traceback(j, "Released", why, NULL, NULL));
+}
+
+/*
+ * Decides what the database records for a finished job; returns the outcome
+ * reported to the hooks.
+ */
+static enum pgq_outcome
+consumer_record(struct pgq_consumer *c, struct consumer_job *j,
+		const struct handler_result *r)
+{
+	const struct pgq_entrypoint_options *o = &j->ep->opt;
+	char msg[sizeof(r->res.message) + 96];
+	const char *type = r->res.exception_type;
+	bool attempts_left;
+
+	if (r->outcome != PGQ_OUTCOME_SUCCESS && j->canceled) {
+		outcome_add(&c->complete, j->job.id, "canceled", 0,
+			    consumer_traceback(j, "Canceled",
+					       "canceled while running",
+					       r->traceback, r->context_json));
+		return PGQ_OUTCOME_FAIL;
+	}
+	if (r->outcome != PGQ_OUTCOME_SUCCESS && c->abort_requested) {
+		consumer_release(c, j, "stopped by a fast shutdown");
+		return PGQ_OUTCOME_RETRY;
+	}
+	switch (r->outcome) {
+	case PGQ_OUTCOME_SUCCESS:
+		outcome_add(&c->complete, j->job.id, "successful", 0, NULL);
+		return PGQ_OUTCOME_SUCCESS;
+	case PGQ_OUTCOME_RETRY:
+		attempts_left = o->max_attempts == 0 ||
+				j->job.attempts + 1 < o->max_attempts;
+		if (attempts_left) {
+			outcome_add(&c->retry, j->job.id, NULL,
+				    retry_delay_ms(o, j->job.attempts),
+				    consumer_traceback(
+					    j,
+					    type[0] != '\0' ? type
+							    : "RetryRequested",
+					    r->res.message, r->traceback,
+					    r->context_json));
+			return PGQ_OUTCOME_RETRY;
+		}
+		snprintf(msg, sizeof(msg), "%s%s(attempts used up: %d of %d)",
+			 r->res.message, r->res.message[0] != '\0' ? " " : "",
+			 (int)j->job.attempts + 1, (int)o->max_attempts);
+		if (type[0] == '\0')
+			type = "RetryRequested";
+		break;
+	case PGQ_OUTCOME_FAIL:
+	default:
+		snprintf(msg, sizeof(msg), "%s", r->res.message);
+		if (type[0] == '\0')
+			type = "HandlerFailed";
+		break;
+	}
+	if (o->hold_on_failure)
+		outcome_add(&c->hold, j->job.id, NULL, 0,
+			    consumer_traceback(j, type, msg, r->traceback,
+					       r->context_json));
+	else
+		outcome_add(&c->complete, j->job.id, "exception", 0,
+			    consumer_traceback(j, type, msg, r->traceback,
+					       r->context_json));
+	return PGQ_OUTCOME_FAIL;
+}
+
+/* Runs one outcome statement; returns the rows it touched or -1. */
+static int
+consumer_write(struct pgq_consumer *c, enum sql_stmt s, int nparams,
+	       const char *const *values, struct pgq_error *err)
+{
+	PGresult *res = pgq_int_exec(c->q, s, nparams, values, NULL, NULL, err);
+	int n;
+
+	if (res == NULL)
+		return -1;
+	n = PQntuples(res);
+	PQclear(res);
+	return n;
+}
+
+static void
+consumer_check_owned(struct pgq_consumer *c, const char *what, int done,
+		     size_t sent)
+{
+	if ((size_t)done < sent)
+		consumer_log(c, LOG_LEVEL_WARN,
+			     "%s: %zu of %zu jobs were no longer ours "
+			     "(re-claimed after a heartbeat timeout?)",
+			     what, sent - (size_t)done, sent);
+}
+
+/* Writes every pending outcome; what was written is forgotten. */
+static int
+consumer_flush(struct pgq_consumer *c, struct pgq_error *err)
+{
+	struct outcome_list *l;
+	char *ids, *arr2, *arr3;
+	const char *values[4];
+	int n;
+
+	l = &c->complete;
+	if (l->n > 0) {
+		ids = pgq_int_int64_array(l->ids, l->n);
+		arr2 = array_literal(l->status, l->n);
+		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		values[0] = c->qmid;
+		values[1] = ids;
+		values[2] = arr2;
+		values[3] = arr3;
+		n = consumer_write(c, SQL_COMPLETE, 4, values, err);
+		free(ids);
+		free(arr2);
+		free(arr3);
+		if (n == -1)
+			return -1;
+		consumer_check_owned(c, "complete", n, l->n);
+		outcome_clear(l);
+	}
+	l = &c->retry;
+	if (l->n > 0) {
+		char **delays = xcalloc(l->n, sizeof(*delays));
+
+		for (size_t i = 0; i < l->n; i++)
+			delays[i] =
+				xasprintf("%llu milliseconds",
+					  (unsigned long long)l->delay_ms[i]);
+		ids = pgq_int_int64_array(l->ids, l->n);
+		arr2 = array_literal((const char *const *)delays, l->n);
+		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		for (size_t i = 0; i < l->n; i++)
+			free(delays[i]);
+		free(delays);
+		values[0] = c->qmid;
+		values[1] = ids;
+		values[2] = arr2;
+		values[3] = arr3;
+		n = consumer_write(c, SQL_RETRY, 4, values, err);
+		free(ids);
+		free(arr2);
+		free(arr3);
+		if (n == -1)
+			return -1;
+		consumer_check_owned(c, "retry", n, l->n);
+		outcome_clear(l);
+	}
+	l = &c->hold;
+	if (l->n > 0) {
+		ids = pgq_int_int64_array(l->ids, l->n);
+		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		values[0] = c->qmid;
+		values[1] = ids;
+		values[2] = arr3;
+		n = consumer_write(c, SQL_HOLD, 3, values, err);
+		free(ids);
+		free(arr3);
+		if (n == -1)
+			return -1;
+		consumer_check_owned(c, "hold", n, l->n);
+		outcome_clear(l);
+	}
+	return 0;
+}
+
+/* ---- claiming ---- */
+
+static struct consumer_ep *
+consumer_find_ep(struct pgq_consumer *c, const char *name)
+{
+	for (size_t i = 0; i < c->neps; i++)
+		if (strcmp(c->eps[i].name, name) == 0)
+			return &c->eps[i];
+	return NULL;
+}
+
+static void
+consumer_batch_clear(struct pgq_consumer *c)
+{
+	for (size_t i = 0; i < c->nbatch; i++) {
+		struct consumer_job *j = &c->batch[i];
+
+		free(j->entrypoint);
+		if (j->payload != NULL)
+			PQfreemem(j->payload);
+		free(j->headers);
+		free(j->dedupe_key);
+	}
+	free(c->batch);
+	c->batch = NULL;
+	c->nbatch = c->next = 0;
+}
+
+static char *
+field(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL
+					  : xstrdup(PQgetvalue(res, row, col));
+}
+
+/* Claims a batch; returns the number of jobs or -1. */
+static int
+consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
+{
+	char limit[16], timeout[48];
+	const char *values[4];
+	PGresult *res;
+	int n;
+
+	snprintf(limit, sizeof(limit), "%u", (unsigned)c->opt.batch_size);
+	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
+		 (unsigned long long)c->opt.heartbeat_timeout_ms);
+	values[0] = c->ep_array;
+	values[1] = limit;
+	values[2] = timeout;
+	values[3] = c->qmid;
+	res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL, NULL, err);
+	if (res == NULL)
+		return -1;
+	c->heartbeat_ms = clock_mono_ms();
+	n = PQntuples(res);
+	c->batch = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*c->batch));
+	c->nbatch = 0;
+	c->next = 0;
+	for (int row = 0; row < n; row++) {
+		struct consumer_job *j = &c->batch[c->nbatch];
+		size_t len = 0;
+
+		j->entrypoint = xstrdup(PQgetvalue(res, row, 3));
+		j->ep = consumer_find_ep(c, j->entrypoint);
+		if (!PQgetisnull(res, row, 4)) {
+			j->payload = PQunescapeBytea(
+				(const unsigned char *)PQgetvalue(res, row, 4),
+				&len);
+			if (j->payload == NULL)
+				fatalx("cannot decode a payload: out of "
+				       "memory");
+		}
+		j->headers = field(res, row, 5);
+		j->dedupe_key = field(res, row, 6);
+		j->job.id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+		j->job.priority =
+			(int32_t)strtol(PQgetvalue(res, row, 1), NULL, 10);
+		j->job.attempts =
+			(int32_t)strtol(PQgetvalue(res, row, 2), NULL, 10);
+		j->job.entrypoint = j->entrypoint;
+		j->job.payload = j->payload;
+		j->job.payload_len = len;
+		j->job.headers_json = j->headers;
+		j->job.dedupe_key = j->dedupe_key;
+		j->job.queue_manager_id = c->qmid;
+		c->nbatch++;
+		if (j->ep == NULL) {
+			/* Cannot happen: the claim filters on our names. */
+			consumer_log(c, LOG_LEVEL_ERROR,
+				     "claimed job=%lld of unknown entrypoint "
+				     "%s",
+				     (long long)j->job.id, j->entrypoint);
+			j->canceled = true;
+		}
+	}
+	PQclear(res);
+	consumer_log(c, LOG_LEVEL_DEBUG, "claimed %d jobs", n);
+	return n;
+}
+
+/*
+ * Library mode: jobs claimed long ago keep a fresh heartbeat so nobody
+ * re-claims them as stale. (The daemon's master does this for its workers.)
+ */
+static void
+consumer_heartbeat(struct pgq_consumer *c)
+{
+	struct pgq_error err;
+	char owners[UUID_STR_LEN + 4];
+	const char *values[1] = {owners};
+	PGresult *res;
+
+	if (!c->library ||
+	    clock_mono_ms() - c->heartbeat_ms < c->opt.heartbeat_timeout_ms / 2)
+		return;
+	snprintf(owners, sizeof(owners), "{%s}", c->qmid);
+	res = pgq_int_exec(c->q, SQL_HEARTBEAT, 1, values, NULL, NULL, &err);
+	if (res == NULL) {
+		consumer_log(c, LOG_LEVEL_WARN, "heartbeat failed: %s",
+			     err.message);
+		return;
+	}
+	PQclear(res);
+	c->heartbeat_ms = clock_mono_ms();
+}
+
+/* ---- database trouble ---- */
+
+static void
+consumer_stopped(struct pgq_consumer *c)
+{
+	c->stopped = true;
+	if (c->library && c->loop != NULL)
+		ev_break(c->loop, EVBREAK_ALL);
+	if (c->hooks.stopped != NULL)
+		c->hooks.stopped(c->hooks.arg);
+}
+
+static bool
+consumer_error_is_fatal(const struct pgq_error *err)
+{
+	return err->klass == PGQ_ERR_UNDEFINED_TABLE ||
+	       err->klass == PGQ_ERR_CHECK || err->klass == PGQ_ERR_INVALID;
+}
+
+/*
+ * A statement failed: wait, reconnect if the connection is gone, and try
+ * again. A worker never dies of it; a library consumer returns on errors
+ * that waiting cannot cure.
+ */
+static void
+consumer_db_error(struct pgq_consumer *c, const char *what,
+		  const struct pgq_error *err)
+{
+	uint64_t delay;
+
+	if (c->library && consumer_error_is_fatal(err)) {
+		consumer_log(c, LOG_LEVEL_ERROR, "%s: %s", what, err->message);
+		c->failed = true;
+		c->fail_err = *err;
+		consumer_stopped(c);
+		return;
+	}
+	delay = driver_backoff_next_ms(&c->backoff);
+	consumer_log(
+		c, LOG_LEVEL_WARN,
+		"%s: %s sqlstate=%s class=%s retry_in=%llums", what,
+		err->message, err->sqlstate[0] != '\0' ? err->sqlstate : "-",
+		pgq_error_class_name(err->klass), (unsigned long long)delay);
+	c->in_backoff = true;
+	ev_timer_set(&c->backoff_w, (double)delay / 1000.0, 0.);
+	ev_timer_start(c->loop, &c->backoff_w);
+}
+
+static int
+consumer_listen(struct pgq_consumer *c, bool on, struct pgq_error *err)
+{
+	char sql[128 + 2];
+
+	if (!driver_listen_sql(c->q->names.channel, sql + 2, sizeof(sql) - 2)) {
+		driver_error_set(err, PGQ_ERR_INVALID, "invalid channel %s",
+				 c->q->names.channel);
+		return -1;
+	}
+	/* UNLISTEN takes the same quoted name. */
+	sql[0] = 'U';
+	sql[1] = 'N';
+	return driver_exec_simple(c->q->conn, on ? sql + 2 : sql, err);
+}
+
+static void consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+static int
+consumer_reconnect(struct pgq_consumer *c, struct pgq_error *err)
+{
+	PGconn *conn = c->q->conn;
+
+	if (c->listening)
+		ev_io_stop(c->loop, &c->notify_w);
+	PQreset(conn);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		driver_error_from_result(err, conn, NULL);
+		return -1;
+	}
+	if (driver_check(conn, PGQ_ROLE_CONSUMER, NULL, 0, err) == -1)
+		return -1;
+	/* The new session has none of our prepared statements. */
+	driver_prepared_reset(&c->q->prep);
+	if (c->listening) {
+		if (consumer_listen(c, true, err) == -1)
+			return -1;
+		ev_io_set(&c->notify_w, PQsocket(conn), EV_READ);
+		ev_io_start(c->loop, &c->notify_w);
+	}
+	consumer_log(c, LOG_LEVEL_INFO, "reconnected backend_pid=%d",
+		     PQbackendPID(conn));
+	/* Notifications sent while we were away are lost: look anyway. */
+	c->want_claim = true;
+	if (c->hooks.reconnected != NULL)
+		c->hooks.reconnected(c->hooks.arg);
+	return 0;
+}
+
+static void
+consumer_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pgq_consumer *c = w->data;
+	struct pgq_error err;
+
+	(void)loop;
+	(void)revents;
+	c->in_backoff = false;
+	if (PQstatus(c->q->conn) != CONNECTION_OK &&
+	    consumer_reconnect(c, &err) == -1) {
+		consumer_db_error(c, "reconnect failed", &err);
+		return;
+	}
+	consumer_kick(c);
+}
+
+/* ---- the step: everything that happens between two handler runs ---- */
+
+static void
+consumer_job_done(const struct handler_result *r, void *arg)
+{
+	struct pgq_consumer *c = arg;
+	struct consumer_job *j = c->running;
+	enum pgq_outcome outcome;
+
+	outcome = consumer_record(c, j, r);
+	c->running = NULL;
+	c->processed++;
+	consumer_log(c, LOG_LEVEL_DEBUG, "job=%lld entrypoint=%s ended: %s%s%s",
+		     (long long)j->job.id, j->job.entrypoint,
+		     outcome == PGQ_OUTCOME_SUCCESS ? "successful"
+		     : outcome == PGQ_OUTCOME_RETRY ? "retry"
+						    : "failed",
+		     r->res.message[0] != '\0' ? ": " : "", r->res.message);
+	if (c->hooks.job_end != NULL)
+		c->hooks.job_end(c->hooks.arg, &j->job, outcome);
+	if (!c->in_start)
+		consumer_kick(c);
+}
+
+static void
+consumer_run_next(struct pgq_consumer *c)
+{
+	struct consumer_job *j = &c->batch[c->next++];
+	struct handler *h;
+
+	if (j->canceled) {
+		outcome_add(&c->complete, j->job.id, "canceled", 0, NULL);
+		return;
+	}
+	consumer_heartbeat(c);
+	h = j->ep->h;
+	if (c->hooks.job_start != NULL)
+		c->hooks.job_start(c->hooks.arg, &j->job, h->timeout_ms);
+	c->running = j;
+	c->in_start = true;
+	h->ops->start(h, c->loop, &j->job, consumer_job_done, c);
+	c->in_start = false;
+}
+
+/* Stopping: release what was not started, write outcomes, report. */
+static void
+consumer_finish(struct pgq_consumer *c)
+{
+	struct pgq_error err;
+
+	for (; c->next < c->nbatch; c->next++) {
+		struct consumer_job *j = &c->batch[c->next];
+
+		if (j->canceled)
+			outcome_add(&c->complete, j->job.id, "canceled", 0,
+				    NULL);
+		else
+			consumer_release(c, j,
+					 "claimed but not started before the "
+					 "consumer stopped");
+	}
+	consumer_batch_clear(c);
+	if (consumer_flush(c, &err) == -1) {
+		/* Not retried: the jobs stay picked until recovered. */
+		consumer_log(c, LOG_LEVEL_WARN,
+			     "cannot record outcomes while stopping: %s "
+			     "sqlstate=%s",
+			     err.message,
+			     err.sqlstate[0] != '\0' ? err.sqlstate : "-");
+		outcome_clear(&c->complete);
+		outcome_clear(&c->retry);
+		outcome_clear(&c->hold);
+	}
+	consumer_stopped(c);
+}
+
+/* Reads notifications libpq has buffered (library mode). */
+static void
+consumer_read_notifies(struct pgq_consumer *c)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(c->q->conn)) != NULL) {
+		struct driver_event ev;
+		char why[128];
+
+		memset(&ev, 0, sizeof(ev));
+		if (strcmp(n->relname, c->q->names.channel) != 0) {
+			PQfreemem(n);
+			continue;
+		}
+		if (driver_event_parse(n->extra, &ev, why, sizeof(why)) == -1) {
+			consumer_log(c, LOG_LEVEL_DEBUG,
+				     "ignoring notification: %s", why);
+		} else if (ev.type == DRIVER_EVENT_TABLE_CHANGED &&
+			   (ev.operation == DRIVER_OP_INSERT ||
+			    ev.operation == DRIVER_OP_UPDATE)) {
+			consumer_wake(c);
+		} else if (ev.type == DRIVER_EVENT_CANCELLATION) {
+			for (size_t i = 0; i < ev.nids; i++)
+				consumer_cancel(c, ev.ids[i]);
+		}
+		driver_event_clear(&ev);
+		PQfreemem(n);
+	}
+}
+
+static void
+consumer_step(struct pgq_consumer *c)
+{
+	struct pgq_error err;
+	int n;
+
+	for (;;) {
+		if (c->stopped || c->running != NULL || c->in_backoff)
+			return;
+		if (c->stop_flag && c->stop == CONSUMER_RUNNING)
+			c->stop = CONSUMER_GRACEFUL;
+		if (c->stop != CONSUMER_RUNNING) {
+			consumer_finish(c);
+			return;
+		}
+		if (c->next < c->nbatch) {
+			consumer_run_next(c);
+			continue;
+		}
+		consumer_batch_clear(c);
+		if (consumer_flush(c, &err) == -1) {
+			consumer_db_error(c, "cannot record outcomes", &err);
+			return;
+		}
+		if (!c->want_claim) {
+			if (c->woken) {
+				c->woken = false;
+				if (c->hooks.idle != NULL)
+					c->hooks.idle(c->hooks.arg);
+			}
+			return;
+		}
+		/* A notification read during the claim sets it again. */
+		c->want_claim = false;
+		n = consumer_claim(c, &err);
+		if (n == -1) {
+			c->want_claim = true;
+			consumer_db_error(c, "claim failed", &err);
+			return;
+		}
+		driver_backoff_reset(&c->backoff);
+		if (c->listening)
+			consumer_read_notifies(c);
+		if (n > 0) {
+			c->want_claim = true;
+			if (!c->more_sent) {
+				c->more_sent = true;
+				if (c->hooks.found_work != NULL)
+					c->hooks.found_work(c->hooks.arg);
+			}
+		} else if (c->drain) {
+			c->stop = CONSUMER_GRACEFUL;
+		}
+	}
+}
+
+static void
+consumer_kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	consumer_step(w->data);
+}
+
+static void
+consumer_kick(struct pgq_consumer *c)
+{
+	if (c->loop == NULL || ev_is_active(&c->kick_w))
+		return;
+	ev_timer_set(&c->kick_w, 0., 0.);
+	ev_timer_start(c->loop, &c->kick_w);
+}
+
+static void
+consumer_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	consumer_kick(w->data);
+}
+
+static void
+consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pgq_consumer *c = w->data;
+	struct pgq_error err;
+
+	(void)revents;
+	if (PQconsumeInput(c->q->conn) == 0) {
+		/* The socket is dead: stop watching it until reconnected. */
+		ev_io_stop(loop, w);
+		driver_error_from_result(&err, c->q->conn, NULL);
+		if (!c->in_backoff && c->running == NULL)
+			consumer_db_error(c, "connection lost", &err);
+		return;
+	}
+	consumer_read_notifies(c);
+}
+
+static void
+consumer_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	consumer_wake(w->data);
+}
+
+/* ---- the internal interface (worker_int.h) ---- */
+
+struct pgq_consumer *
+consumer_new(struct pgq *q, void *resources, const char *queue_manager_id,
+	     bool library)
+{
+	struct pgq_consumer *c = xcalloc(1, sizeof(*c));
+
+	c->q = q;
+	c->resources = resources;
+	c->library = library;
+	if (queue_manager_id != NULL)
+		snprintf(c->qmid, sizeof(c->qmid), "%s", queue_manager_id);
+	else
+		uuid_generate_str(c->qmid);
+	pgq_consumer_options_init(&c->opt);
+	driver_backoff_init(&c->backoff, CONSUMER_BACKOFF_BASE_MS,
+			    CONSUMER_BACKOFF_CAP_MS);
+	c->ep_array = xstrdup("{}");
+	ev_timer_init(&c->kick_w, consumer_kick_cb, 0., 0.);
+	c->kick_w.data = c;
+	ev_timer_init(&c->backoff_w, consumer_backoff_cb, 0., 0.);
+	c->backoff_w.data = c;
+	ev_async_init(&c->stop_w, consumer_stop_cb);
+	c->stop_w.data = c;
+	ev_io_init(&c->notify_w, consumer_notify_cb, -1, EV_READ);
+	c->notify_w.data = c;
+	ev_timer_init(&c->poll_w, consumer_poll_cb, 0., 0.);
+	c->poll_w.data = c;
+	return c;
+}
+
+static bool
+entrypoint_options_valid(const struct pgq_entrypoint_options *o,
+			 struct pgq_error *err)
+{
+	if (o->max_attempts < 0) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "max_attempts must be >= 0, got %d",
+				 (int)o->max_attempts);
+		return false;
+	}
+	if (!(o->retry_backoff >= 1.0) || isinf(o->retry_backoff)) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "retry_backoff must be a number >= 1, got %g",
+				 o->retry_backoff);
+		return false;
+	}
+	return true;
+}
+
+static int
+consumer_add(struct pgq_consumer *c, const char *entrypoint, struct handler *h,
+	     const struct pgq_entrypoint_options *opt, struct pgq_error *err)
+{
+	struct pgq_entrypoint_options o;
+	const char **names;
+
+	if (opt != NULL)
+		o = *opt;
+	else
+		pgq_entrypoint_options_init(&o);
+	if (entrypoint == NULL || entrypoint[0] == '\0') {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "entrypoint name is empty");
+		goto fail;
+	}
+	if (consumer_find_ep(c, entrypoint) != NULL) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "entrypoint %s is already registered",
+				 entrypoint);
+		goto fail;
+	}
+	if (c->loop != NULL) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "cannot add entrypoint %s while running",
+				 entrypoint);
+		goto fail;
+	}
+	if (!entrypoint_options_valid(&o, err))
+		goto fail;
+	c->eps = xrealloc(c->eps, c->neps + 1, sizeof(*c->eps));
+	c->eps[c->neps].name = xstrdup(entrypoint);
+	c->eps[c->neps].h = h;
+	c->eps[c->neps].opt = o;
+	c->neps++;
+	names = xcalloc(c->neps, sizeof(*names));
+	for (size_t i = 0; i < c->neps; i++)
+		names[i] = c->eps[i].name;
+	free(c->ep_array);
+	c->ep_array = array_literal(names, c->neps);
+	free(names);
+	return 0;
+fail:
+	handler_free(h);
+	return -1;
+}
+
+int
+consumer_add_handler(struct pgq_consumer *c, const char *entrypoint,
+		     struct handler *h,
+		     const struct pgq_entrypoint_options *opt)
+{
+	struct pgq_error err;
+
+	if (consumer_add(c, entrypoint, h, opt, &err) == -1) {
+		consumer_log(c, LOG_LEVEL_ERROR, "%s", err.message);
+		return -1;
+	}
+	return 0;
+}
+
+void
+consumer_set_hooks(struct pgq_consumer *c, const struct consumer_hooks *hooks)
+{
+	c->hooks = *hooks;
+}
+
+void
+consumer_attach(struct pgq_consumer *c, struct ev_loop *loop)
+{
+	c->loop = loop;
+	c->stop = CONSUMER_RUNNING;
+	c->stopped = false;
+	c->failed = false;
+	c->abort_requested = false;
+	ev_async_start(loop, &c->stop_w);
+}
+
+void
+consumer_detach(struct pgq_consumer *c)
+{
+	if (c->loop == NULL)
+		return;
+	ev_timer_stop(c->loop, &c->kick_w);
+	ev_timer_stop(c->loop, &c->backoff_w);
+	ev_async_stop(c->loop, &c->stop_w);
+	ev_io_stop(c->loop, &c->notify_w);
+	ev_timer_stop(c->loop, &c->poll_w);
+	c->in_backoff = false;
+	c->loop = NULL;
+}
+
+void
+consumer_wake(struct pgq_consumer *c)
+{
+	c->want_claim = true;
+	c->woken = true;
+	c->more_sent = false;
+	consumer_kick(c);
+}
+
+void
+consumer_shutdown(struct pgq_consumer *c, bool fast)
+{
+	enum consumer_stop want = fast ? CONSUMER_FAST : CONSUMER_GRACEFUL;
+
+	if (want <= c->stop || c->stopped)
+		return;
+	c->stop = want;
+	if (c->in_backoff) {
+		ev_timer_stop(c->loop, &c->backoff_w);
+		c->in_backoff = false;
+	}
+	if (fast && c->running != NULL) {
+		c->abort_requested = true;
+		c->running->ep->h->ops->abort(c->running->ep->h);
+	}
+	consumer_kick(c);
+}
+
+void
+consumer_cancel(struct pgq_consumer *c, int64_t id)
+{
+	if (c->running != NULL && c->running->job.id == id) {
+		consumer_log(c, LOG_LEVEL_INFO,
+			     "job=%lld canceled: stopping it", (long long)id);
+		c->running->canceled = true;
+		c->running->ep->h->ops->abort(c->running->ep->h);
+		return;
+	}
+	for (size_t i = c->next; i < c->nbatch; i++) {
+		if (c->batch[i].job.id != id)
+			continue;
+		consumer_log(c, LOG_LEVEL_INFO,
+			     "job=%lld canceled before it started",
+			     (long long)id);
+		c->batch[i].canceled = true;
+	}
+}
+
+const char *
+consumer_queue_manager_id(const struct pgq_consumer *c)
+{
+	return c->qmid;
+}
+
+bool
+consumer_busy(const struct pgq_consumer *c)
+{
+	return c->running != NULL || c->next < c->nbatch;
+}
+
+uint64_t
+consumer_processed(const struct pgq_consumer *c)
+{
+	return c->processed;
+}
+
+/* ---- the public interface (pgq.h) ---- */
+
+void
+pgq_entrypoint_options_init(struct pgq_entrypoint_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->max_attempts = 5;
+	opt->retry_delay_ms = 1000;
+	opt->retry_backoff = 2.0;
+	opt->retry_max_delay_ms = 300000;
+	opt->hold_on_failure = false;
+}
+
+void
+pgq_consumer_options_init(struct pgq_consumer_options *opt)
+{
+	memset(opt, 0, sizeof(*opt));
+	opt->batch_size = 10;
+	opt->poll_interval_ms = 30000;
+	opt->heartbeat_timeout_ms = 30000;
+}
+
+struct pgq_consumer *
+pgq_consumer_new(struct pgq *q, void *resources, struct pgq_error *err)
+{
+	driver_error_clear(err);
+	if (q == NULL) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "pgq_consumer_new: handle is NULL");
+		return NULL;
+	}
+	if (q->role != PGQ_ROLE_CONSUMER) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "pgq_consumer_new: the handle was opened for "
+				 "a producer");
+		driver_error_hint(err, "open or wrap the connection with "
+				       "PGQ_ROLE_CONSUMER");
+		return NULL;
+	}
+	return consumer_new(q, resources, NULL, true);
+}
+
+int
+pgq_consumer_set_options(struct pgq_consumer *c,
+			 const struct pgq_consumer_options *opt,
+			 struct pgq_error *err)
+{
+	driver_error_clear(err);
+	if (opt->batch_size < 1 || opt->batch_size > 10000) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "batch_size must be 1..10000, got %u",
+				 (unsigned)opt->batch_size);
+		return -1;
+	}
+	if (opt->heartbeat_timeout_ms == 0) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "heartbeat_timeout_ms must be > 0");
+		return -1;
+	}
+	c->opt = *opt;
+	if (c->loop != NULL && ev_is_active(&c->poll_w)) {
+		ev_timer_stop(c->loop, &c->poll_w);
+		if (opt->poll_interval_ms > 0) {
+			double p = (double)opt->poll_interval_ms / 1000.0;
+
+			ev_timer_set(&c->poll_w, p, p);
+			ev_timer_start(c->loop, &c->poll_w);
+		}
+	}
+	return 0;
+}
+
+int
+pgq_consumer_add(struct pgq_consumer *c, const char *entrypoint,
+		 pgq_handler_fn fn, const struct pgq_entrypoint_options *opt,
+		 struct pgq_error *err)
+{
+	driver_error_clear(err);
+	if (fn == NULL) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "pgq_consumer_add: handler is NULL");
+		return -1;
+	}
+	return consumer_add(c, entrypoint, handler_fn_new(fn, c->resources),
+			    opt, err);
+}
+
+/* pgq_consumer_run and pgq_consumer_drain: one loop of their own. */
+static int
+consumer_run_loop(struct pgq_consumer *c, bool drain, struct pgq_error *err)
+{
+	struct ev_loop *loop;
+	PGnotify *n;
+	int rc = -1;
+
+	driver_error_clear(err);
+	if (c->loop != NULL) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "the consumer is already running");
+		return -1;
+	}
+	if (c->neps == 0) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "no entrypoint registered: call "
+				 "pgq_consumer_add first");
+		return -1;
+	}
+	loop = ev_loop_new(EVFLAG_AUTO);
+	if (loop == NULL) {
+		driver_error_set(err, PGQ_ERR_OTHER,
+				 "cannot create an event loop");
+		return -1;
+	}
+	consumer_attach(c, loop);
+	c->drain = drain;
+	if (!drain) {
+		if (consumer_listen(c, true, err) == -1)
+			goto out;
+		c->listening = true;
+		ev_io_set(&c->notify_w, PQsocket(c->q->conn), EV_READ);
+		ev_io_start(loop, &c->notify_w);
+		if (c->opt.poll_interval_ms > 0) {
+			double p = (double)c->opt.poll_interval_ms / 1000.0;
+
+			ev_timer_set(&c->poll_w, p, p);
+			ev_timer_start(loop, &c->poll_w);
+		}
+	}
+	c->loop_live = 1;
+	consumer_wake(c);
+	ev_run(loop, 0);
+	c->loop_live = 0;
+	if (c->failed) {
+		*err = c->fail_err;
+		rc = -1;
+	} else {
+		rc = 0;
+	}
+out:
+	if (c->listening) {
+		struct pgq_error ignored;
+
+		c->listening = false;
+		if (PQstatus(c->q->conn) == CONNECTION_OK &&
+		    consumer_listen(c, false, &ignored) == -1)
+			consumer_log(c, LOG_LEVEL_WARN, "unlisten failed: %s",
+				     ignored.message);
+		/* Leave the caller's connection without our leftovers. */
+		while ((n = PQnotifies(c->q->conn)) != NULL)
+			PQfreemem(n);
+	}
+	consumer_detach(c);
+	ev_loop_destroy(loop);
+	/* A failed run may leave outcomes: their jobs stay picked. */
+	consumer_batch_clear(c);
+	outcome_clear(&c->complete);
+	outcome_clear(&c->retry);
+	outcome_clear(&c->hold);
+	c->running = NULL;
+	c->drain = false;
+	c->stop_flag = 0;
+	return rc;
+}
+
+int
+pgq_consumer_run(struct pgq_consumer *c, struct pgq_error *err)
+{
+	return consumer_run_loop(c, false, err);
+}
+
+int
+pgq_consumer_drain(struct pgq_consumer *c, struct pgq_error *err)
+{
+	return consumer_run_loop(c, true, err);
+}
+
+void
+pgq_consumer_stop(struct pgq_consumer *c)
+{
+	c->stop_flag = 1;
+	if (c->loop_live)
+		ev_async_send(c->loop, &c->stop_w);
+}
+
+void
+pgq_consumer_free(struct pgq_consumer *c)
+{
+	if (c == NULL)
+		return;
+	consumer_detach(c);
+	consumer_batch_clear(c);
+	for (size_t i = 0; i < c->neps; i++) {
+		handler_free(c->eps[i].h);
+		free(c->eps[i].name);
+	}
+	free(c->eps);
+	free(c->ep_array);
+	outcome_free(&c->complete);
+	outcome_free(&c->retry);
+	outcome_free(&c->hold);
+	free(c);
+}
+
+const char *
+pgq_consumer_queue_manager_id(const struct pgq_consumer *c)
+{
+	return c->qmid;
+}
+
+uint64_t
+pgq_consumer_processed(const struct pgq_consumer *c)
+{
+	return c->processed;
+}
+
+void
+pgq_consumer_set_log(struct pgq_consumer *c, pgq_log_fn fn, void *arg)
+{
+	c->log_fn = fn;
+	c->log_arg = arg;
+}
