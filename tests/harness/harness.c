@@ -100,7 +100,8 @@ harness_db_new(bool with_schema)
 					    "through tests/harness/run-test");
 	snprintf(name, sizeof(name), "t_%ld_%u", (long)getpid(),
 		 harness_counter++);
-	admin = harness_connect("dbname=postgres");
+	admin = harness_connect(
+		"dbname=postgres options=-cclient_min_messages=warning");
 	PQclear(harness_query(admin, "DROP DATABASE IF EXISTS %s", name));
 	PQclear(harness_query(admin, "CREATE DATABASE %s", name));
 	PQfinish(admin);
