@@ -1,1 +1,10 @@
-# master/: filled in as it lands
+# master/: pgq-master, the prefork worker manager. title.c is in the internal
+# library so that the worker side can set its process title too.
+libpgq_internal_la_SOURCES += master/master.h master/title.c
+
+sbin_PROGRAMS += pgq-master
+pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
+	master/listener.c master/wake.c master/heartbeat.c master/recovery.c \
+	master/signals.c master/reload.c master/pidfile.c master/notify.c
+pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm

@@ -17,11 +17,7 @@
 #include "common/log.h"
 #include "master/master.h"
 #include "master/master_int.h"
-#if __has_include("worker/worker.h")
 #include "worker/worker.h"
-#else
-int worker_main(const struct conf *cf, unsigned slot, int chan_fd);
-#endif
 
 static void slot_spawn(struct slot *s);
 static void slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -127,7 +123,13 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	 */
 	if (m->ls.conn != NULL && PQsocket(m->ls.conn) >= 0)
 		close(PQsocket(m->ls.conn));
-	/* libev's handlers write into the master's pipe: reset them all. */
+	/*
+	 * libev keeps one process-wide table of which loop owns a signal: take
+	 * the master's watchers out of it, or the worker's own loop may not
+	 * watch those signals. Then reset every handler (libev's write into
+	 * the master's pipe).
+	 */
+	signals_stop(m);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&sa.sa_mask);

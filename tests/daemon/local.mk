@@ -1,1 +1,45 @@
-# tests/daemon/: suites register here
+# tests/daemon/: pgq-master as a real process against a throwaway cluster.
+# Included from tests/local.mk inside `if HAVE_CRITERION`.
+libharness_la_SOURCES += tests/harness/daemon.c tests/harness/daemon.h
+
+# Handler modules the suites load: one whose init aborts, one whose init fails.
+check_LTLIBRARIES += tests/daemon/mod_crash.la tests/daemon/mod_initfail.la
+tests_daemon_mod_crash_la_SOURCES = tests/daemon/mod_crash.c
+tests_daemon_mod_crash_la_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_mod_crash_la_LDFLAGS = -module -avoid-version -shared \
+	-rpath /nowhere
+tests_daemon_mod_initfail_la_SOURCES = tests/daemon/mod_initfail.c
+tests_daemon_mod_initfail_la_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_mod_initfail_la_LDFLAGS = -module -avoid-version -shared \
+	-rpath /nowhere
+
+DAEMON_SUITES = tests/daemon/test_lifecycle tests/daemon/test_signals \
+	tests/daemon/test_recovery tests/daemon/test_reload \
+	tests/daemon/test_wake
+check_PROGRAMS += $(DAEMON_SUITES)
+TESTS += $(DAEMON_SUITES)
+# The suites run pgq-master and load the modules from the build tree.
+DAEMON_DEPS = pgq-master$(EXEEXT) tests/daemon/mod_crash.la \
+	tests/daemon/mod_initfail.la
+
+tests_daemon_test_lifecycle_SOURCES = tests/daemon/test_lifecycle.c \
+	tests/daemon/suite.h
+tests_daemon_test_lifecycle_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_lifecycle_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_lifecycle_DEPENDENCIES = $(DAEMON_DEPS)
+tests_daemon_test_signals_SOURCES = tests/daemon/test_signals.c
+tests_daemon_test_signals_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_signals_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_signals_DEPENDENCIES = $(DAEMON_DEPS)
+tests_daemon_test_recovery_SOURCES = tests/daemon/test_recovery.c
+tests_daemon_test_recovery_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_recovery_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_recovery_DEPENDENCIES = $(DAEMON_DEPS)
+tests_daemon_test_reload_SOURCES = tests/daemon/test_reload.c
+tests_daemon_test_reload_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_reload_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_reload_DEPENDENCIES = $(DAEMON_DEPS)
+tests_daemon_test_wake_SOURCES = tests/daemon/test_wake.c
+tests_daemon_test_wake_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_wake_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_wake_DEPENDENCIES = $(DAEMON_DEPS)

@@ -21,6 +21,7 @@
 
 #include <criterion/criterion.h>
 
+#include "pgq.h"
 #include "tests/harness/daemon.h"
 #include "tests/harness/harness.h"
 
@@ -399,8 +400,9 @@ proc_children(pid_t pid, pid_t *out, size_t max)
 
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(cpath, sizeof(cpath), "%s/%s/children", path,
-			 e->d_name);
+		if (snprintf(cpath, sizeof(cpath), "%s/%s/children", path,
+			     e->d_name) >= (int)sizeof(cpath))
+			continue;
 		f = fopen(cpath, "r");
 		if (f == NULL)
 			continue;
@@ -504,4 +506,89 @@ proc_cmdline(pid_t pid)
 	}
 	buf[n] = '\0';
 	return buf;
+}
+
+long long
+hd_enqueue(PGconn *c, const char *entrypoint, const char *payload, unsigned n,
+	   long long delay_ms)
+{
+	struct pgq_job_spec *jobs = calloc(n, sizeof(*jobs));
+	int64_t *ids = calloc(n, sizeof(*ids));
+	struct pgq_error err;
+	struct pgq *q;
+	long long first;
+
+	cr_assert(jobs != NULL && ids != NULL);
+	q = pgq_wrap(c, NULL, PGQ_ROLE_PRODUCER, &err);
+	cr_assert(q != NULL, "pgq_wrap: %s", err.message);
+	for (unsigned i = 0; i < n; i++) {
+		jobs[i].entrypoint = entrypoint;
+		jobs[i].payload = payload;
+		jobs[i].payload_len = payload != NULL ? strlen(payload) : 0;
+		jobs[i].delay_ms = delay_ms;
+	}
+	cr_assert(pgq_enqueue_batch(q, jobs, n, PGQ_CONFLICT_RAISE, ids, NULL,
+				    &err) == 0,
+		  "enqueue: %s", err.message);
+	first = (long long)ids[0];
+	pgq_free(q);
+	free(jobs);
+	free(ids);
+	return first;
+}
+
+long long
+hd_wait_scalar(PGconn *c, long long want, unsigned timeout_ms, const char *fmt,
+	       ...)
+{
+	unsigned long long deadline = hd_now_ms() + timeout_ms;
+	char sql[4096];
+	va_list ap;
+	long long v;
+
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof(sql), fmt, ap);
+	va_end(ap);
+	for (;;) {
+		v = harness_scalar(c, "%s", sql);
+		if (v == want || hd_now_ms() >= deadline)
+			return v;
+		hd_reap(NULL);
+		hd_pause();
+	}
+}
+
+size_t
+hd_live_children(pid_t pid, pid_t *out, size_t max)
+{
+	pid_t all[256];
+	size_t n = proc_children(pid, all, sizeof(all) / sizeof(all[0]));
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < max; i++) {
+		if (proc_alive(all[i]))
+			out[k++] = all[i];
+	}
+	return k;
+}
+
+long long
+hd_log_value(const struct hd *d, const char *needle, const char *key)
+{
+	char *log = hd_read_log(d);
+	long long v = -1;
+
+	for (char *line = log; line != NULL && *line != '\0';) {
+		char *eol = strchr(line, '\n');
+		char *k;
+
+		if (eol != NULL)
+			*eol = '\0';
+		if (strstr(line, needle) != NULL &&
+		    (k = strstr(line, key)) != NULL && k[strlen(key)] == '=')
+			v = strtoll(k + strlen(key) + 1, NULL, 10);
+		line = eol != NULL ? eol + 1 : NULL;
+	}
+	free(log);
+	return v;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <libpq-fe.h>
+
 struct hd {
 	pid_t pid;  /* the master, 0 when not started or reaped */
 	int status; /* wait status once reaped */
@@ -90,6 +92,25 @@ const char *proc_cmdline(pid_t pid);
  * conditions on rows or processes.
  */
 bool hd_until(bool (*pred)(void *arg), void *arg, unsigned timeout_ms);
+
+/*
+ * Enqueues n jobs of entrypoint with payload (may be NULL) in one statement
+ * through libpgq, delayed by delay_ms; fails the test on error. Returns the
+ * first id.
+ */
+long long hd_enqueue(PGconn *c, const char *entrypoint, const char *payload,
+		     unsigned n, long long delay_ms);
+/*
+ * Polls the scalar query (printf format) until it returns want or
+ * timeout_ms passes; returns the last value seen.
+ */
+long long hd_wait_scalar(PGconn *c, long long want, unsigned timeout_ms,
+			 const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Live (non-zombie) children of pid; returns the count. */
+size_t hd_live_children(pid_t pid, pid_t *out, size_t max);
+/* The first number after key= in the last log line holding needle; -1. */
+long long hd_log_value(const struct hd *d, const char *needle, const char *key);
 
 /* Monotonic milliseconds. */
 unsigned long long hd_now_ms(void);
