@@ -286,8 +286,10 @@ resolve_dsn(struct cli *c)
 	}
 	parsed = PQconninfoParse(dsn, &msg);
 	if (parsed == NULL) {
-		scrub_conninfo_error(clean, sizeof(clean),
-				     msg != NULL ? msg : "out of memory");
+		if (msg != NULL)
+			scrub_conninfo_error(clean, sizeof(clean), msg);
+		else
+			snprintf(clean, sizeof(clean), "out of memory");
 		PQfreemem(msg);
 		if (c->dsn != NULL)
 			return cli_usage_error(

@@ -18,7 +18,7 @@
  * small enough to keep each statement's arrays a few hundred kilobytes. */
 #define BATCH	    1000
 #define MAX_COUNT   100000000LL
-#define PAYLOAD_MAX (1024u * 1024u * 1024u)
+#define PAYLOAD_MAX ((size_t)1 << 30)
 
 /* Reads all of standard input. Returns 0, or -1 after reporting. */
 static int

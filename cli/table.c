@@ -40,45 +40,33 @@ head_text(const char *head)
 	return head[0] == '>' ? head + 1 : head;
 }
 
-/* Appends one cell, padded to width, to a line being built. */
+/*
+ * Prints one cell padded to width. Padding is owed, not written, until
+ * something visible follows, so a line never ends in blanks.
+ */
 static void
-put_cell(char *line, size_t *o, const char *s, size_t width, bool right)
+put_cell(size_t *owed, bool first, const char *s, size_t width, bool right)
 {
 	size_t len = strlen(s);
 	size_t pad = width > len ? width - len : 0;
 
-	if (*o > 0) {
-		memcpy(line + *o, "  ", 2);
-		*o += 2;
+	if (!first)
+		*owed += 2;
+	if (right)
+		*owed += pad;
+	if (len > 0) {
+		printf("%*s%s", (int)*owed, "", s);
+		*owed = 0;
 	}
-	if (right) {
-		memset(line + *o, ' ', pad);
-		*o += pad;
-	}
-	memcpy(line + *o, s, len);
-	*o += len;
-	if (!right) {
-		memset(line + *o, ' ', pad);
-		*o += pad;
-	}
-}
-
-/* Prints a built line without its trailing blanks (an empty last cell). */
-static void
-put_line(char *line, size_t o)
-{
-	while (o > 0 && line[o - 1] == ' ')
-		o--;
-	line[o] = '\0';
-	puts(line);
+	if (!right)
+		*owed += pad;
 }
 
 void
 cli_table_print(const struct cli_table *t)
 {
 	size_t *width = xcalloc(t->ncols, sizeof(*width));
-	size_t total = 1, o = 0;
-	char *line;
+	size_t owed = 0;
 
 	for (size_t k = 0; k < t->ncols; k++) {
 		width[k] = strlen(head_text(t->heads[k]));
@@ -88,21 +76,18 @@ cli_table_print(const struct cli_table *t)
 			if (len > width[k])
 				width[k] = len;
 		}
-		total += width[k] + 2;
 	}
-	line = xmalloc(total);
 	for (size_t k = 0; k < t->ncols; k++)
-		put_cell(line, &o, head_text(t->heads[k]), width[k],
+		put_cell(&owed, k == 0, head_text(t->heads[k]), width[k],
 			 t->heads[k][0] == '>');
-	put_line(line, o);
+	fputc('\n', stdout);
 	for (size_t r = 0; r < t->rows; r++) {
-		o = 0;
+		owed = 0;
 		for (size_t k = 0; k < t->ncols; k++)
-			put_cell(line, &o, t->cells[r * t->ncols + k], width[k],
-				 t->heads[k][0] == '>');
-		put_line(line, o);
+			put_cell(&owed, k == 0, t->cells[r * t->ncols + k],
+				 width[k], t->heads[k][0] == '>');
+		fputc('\n', stdout);
 	}
-	free(line);
 	free(width);
 }
 
@@ -134,9 +119,12 @@ one_line(const char *s, size_t max)
 	size_t len = strlen(s), n = len > max ? max : len;
 	char *out = xmalloc(n + 4);
 
-	for (size_t i = 0; i < n; i++)
-		out[i] = (s[i] == '\n' || s[i] == '\r' || s[i] == '\t') ? ' '
-									: s[i];
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\n' || s[i] == '\r' || s[i] == '\t')
+			out[i] = ' ';
+		else
+			out[i] = s[i];
+	}
 	out[n] = '\0';
 	if (len > max && max >= 3)
 		memcpy(out + max - 3, "...", 4);

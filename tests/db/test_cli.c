@@ -65,13 +65,14 @@ proc_start(struct proc *p, const char *const *env, const char *input,
 	   size_t input_len, const char *const *args)
 {
 	int pin[2], pout[2], perr[2];
-	const char *argv[64];
+	char *argv[64];
 	size_t n = 0;
 
 	memset(p, 0, sizeof(*p));
-	argv[n++] = "pgq";
+	/* copies: execv wants non-const strings */
+	argv[n++] = xstrdup("pgq");
 	for (; args[n - 1] != NULL && n < PGQ_NELEM(argv) - 1; n++)
-		argv[n] = args[n - 1];
+		argv[n] = xstrdup(args[n - 1]);
 	argv[n] = NULL;
 	cr_assert(pipe(pin) == 0 && pipe(pout) == 0 && pipe(perr) == 0);
 	fflush(NULL);
@@ -100,11 +101,13 @@ proc_start(struct proc *p, const char *const *env, const char *input,
 				free(name);
 			}
 		}
-		execv(harness_bin("pgq"), (char *const *)(uintptr_t)argv);
+		execv(harness_bin("pgq"), argv);
 		fprintf(stderr, "exec %s: %s\n", harness_bin("pgq"),
 			strerror(errno));
 		_exit(127);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
 	close(pin[0]);
 	close(pout[1]);
 	close(perr[1]);
