@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf/conf_int.h"
 
 static char dir[64];
 static char path[128];
@@ -1126,4 +1127,77 @@ Test(conf, key_apply_classes)
 		     CONF_APPLY_WORKERS);
 	cr_expect_eq(conf_key_apply("pgq", "timeout"), -1);
 	cr_expect_eq(conf_key_apply("nosuch", "workers"), -1);
+}
+
+static char *
+read_all(const char *file)
+{
+	FILE *fp = fopen(file, "r");
+	char *buf;
+	long n;
+
+	cr_assert_not_null(fp, "%s", file);
+	cr_assert_eq(fseek(fp, 0, SEEK_END), 0);
+	n = ftell(fp);
+	cr_assert_gt(n, 0, "%s is empty", file);
+	rewind(fp);
+	buf = xmalloc((size_t)n + 1);
+	cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
+	buf[n] = '\0';
+	fclose(fp);
+	return buf;
+}
+
+Test(conf, example_file_loads)
+{
+	char *text = read_all(CONF_TOP_SRCDIR "/examples/pgq.ini");
+	const char *from = "/usr/local/lib/pgq/handler_module.so";
+	char *at = strstr(text, from), *local;
+	struct conf *cf;
+	const struct conf_entrypoint *ep;
+
+	/* The module is built elsewhere; conf only needs a file there. */
+	cr_assert_not_null(at, "examples/pgq.ini: module path changed");
+	local = xasprintf("%.*s%s%s", (int)(at - text), text, module_path,
+			  at + strlen(from));
+	cf = load_ok(local);
+	cr_expect_eq(cf->workers, 4);
+	cr_assert_eq(cf->nentrypoints, 3);
+	ep = conf_entrypoint_find(cf, "resize_image");
+	cr_assert_not_null(ep);
+	cr_expect_eq(ep->kind, CONF_HANDLER_COMMAND);
+	ep = conf_entrypoint_find(cf, "send_email");
+	cr_assert_not_null(ep);
+	cr_expect_eq(ep->kind, CONF_HANDLER_MODULE);
+	cr_expect_str_eq(ep->function, "example_handler");
+	ep = conf_entrypoint_find(cf, "nap");
+	cr_assert_not_null(ep);
+	cr_expect_eq(ep->kind, CONF_HANDLER_BUILTIN);
+	conf_free(cf);
+	free(local);
+	free(text);
+}
+
+/* A new key must reach the man page and the sample (STYLE.md). */
+Test(conf, every_key_is_documented_and_in_the_sample)
+{
+	char *man = read_all(CONF_TOP_SRCDIR "/doc/pgq.ini.5");
+	char *ini = read_all(CONF_TOP_SRCDIR "/examples/pgq.ini");
+
+	for (size_t i = 0; i < conf_nkeys; i++) {
+		const char *name = conf_keys[i].name;
+		char *item = xasprintf(".It Ic %s Ns = Ns", name);
+		char *line = xasprintf("\n%s =", name);
+		char *commented = xasprintf("\n;%s =", name);
+
+		cr_expect_not_null(strstr(man, item), "pgq.ini.5 lacks %s",
+				   name);
+		cr_expect(strstr(ini, line) || strstr(ini, commented),
+			  "examples/pgq.ini lacks %s", name);
+		free(item);
+		free(line);
+		free(commented);
+	}
+	free(man);
+	free(ini);
 }
