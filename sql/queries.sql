@@ -490,8 +490,9 @@ LIMIT $1::int;
 -- Index: <queue>_ep_ea_idx (entrypoint, execute_after) WHERE queued; no
 -- locks.
 -- name: stmt.next_due
-SELECT greatest(0, extract(epoch FROM min(q.execute_after) - now()))::float8
-       AS seconds
+SELECT CASE WHEN min(q.execute_after) IS NULL THEN NULL
+            ELSE greatest(0, extract(epoch FROM min(q.execute_after) - now()))
+       END::float8 AS seconds
 FROM {queue} q
 WHERE q.status = 'queued' AND q.entrypoint = ANY($1::text[]);
 
