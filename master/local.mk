@@ -8,3 +8,6 @@ pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/signals.c master/reload.c master/pidfile.c master/notify.c
 pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
+
+dist_man_MANS += doc/pgq-master.8
+EXTRA_DIST += contrib/systemd/pgq-master.service

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <syslog.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -107,6 +109,38 @@ spawn_free(struct master *m)
 	m->crash_times = NULL;
 }
 
+/*
+ * The worker closes every descriptor but its channel and stdio, so a log
+ * file or syslog socket of the master's would leave its log pointing at a
+ * number the worker may reuse for its database socket. Hand it the log as
+ * its stderr instead, and let syslog reconnect on first use.
+ */
+static void
+slot_child_log(const struct conf *cf)
+{
+	int fd;
+
+	switch (cf->log_target) {
+	case LOG_TARGET_FILE:
+		fd = open(cf->log_file,
+			  O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+		if (fd == -1)
+			break;
+		if (fd != STDERR_FILENO) {
+			(void)dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		if (log_set_target(LOG_TARGET_STDERR, NULL) == 0)
+			log_set_timestamps(true);
+		break;
+	case LOG_TARGET_SYSLOG:
+		closelog();
+		break;
+	case LOG_TARGET_STDERR:
+		break;
+	}
+}
+
 /* Runs in the forked child: never returns. */
 static void PGQ_NORETURN
 slot_child(struct slot *s, int chan_fd, int master_fd)
@@ -137,6 +171,7 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 		sigaction(sig, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	slot_child_log(m->cf);
 	master_title_set("worker %u", s->index);
 	status = worker_main(m->cf, s->index, chan_fd);
 	_exit(status & 0xff);

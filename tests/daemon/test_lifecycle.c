@@ -277,3 +277,46 @@ Test(lifecycle, sd_notify_says_ready_reloading_and_stopping)
 	cr_assert_eq(hd_wait_exit(&d, T_EVENT_MS), 0);
 	close(fd);
 }
+
+Test(lifecycle, a_log_file_holds_master_and_worker_lines_and_usr1_reopens_it)
+{
+	char extra[512], logpath[300], rotated[320], *text;
+	unsigned long long deadline;
+	FILE *f;
+	long size;
+
+	snprintf(logpath, sizeof(logpath), "%s/pgq.log", d.dir);
+	snprintf(rotated, sizeof(rotated), "%s.1", logpath);
+	snprintf(extra, sizeof(extra), "log_target = file\nlog_file = %s\n",
+		 logpath);
+	hd_write_ini(&d, "%s", hd_ini_text(dsn, 2, extra, noop_section));
+	hd_start(&d, NULL);
+	(void)hd_enqueue(db, "noop", NULL, 3, 0);
+	cr_assert_eq(hd_wait_scalar(
+			     db, 3, T_EVENT_MS,
+			     "SELECT count(*) FROM pgqueuer_log WHERE status = "
+			     "'successful'"),
+		     3);
+	/* Lines written by the workers themselves (their own pid). */
+	f = fopen(logpath, "r");
+	cr_assert(f != NULL);
+	text = calloc(1, 1 << 20);
+	cr_assert(text != NULL);
+	size = (long)fread(text, 1, (1 << 20) - 1, f);
+	fclose(f);
+	cr_assert_gt(size, 0);
+	cr_assert(strstr(text, "listening channel=") != NULL, "%s", text);
+	cr_assert(strstr(text, ": worker 0: connected") != NULL ||
+			  strstr(text, ": worker 1: connected") != NULL,
+		  "no worker line in the file:\n%s", text);
+	free(text);
+
+	cr_assert(rename(logpath, rotated) == 0);
+	hd_signal(&d, SIGUSR1);
+	deadline = hd_now_ms() + T_EVENT_MS;
+	while (access(logpath, F_OK) != 0 && hd_now_ms() < deadline)
+		(void)hd_wait_exit(&d, 10);
+	cr_assert(access(logpath, F_OK) == 0, "USR1 did not reopen the log");
+	hd_signal(&d, SIGTERM);
+	cr_assert_eq(hd_wait_exit(&d, T_EVENT_MS), 0);
+}
