@@ -330,6 +330,29 @@ cli_resolve(struct cli *c)
 	return resolve_dsn(c);
 }
 
+/*
+ * Server notices in pgq's own format and on one line. Below WARNING they are
+ * dropped: they narrate idempotent steps ("already exists, skipping").
+ */
+static void
+notice_receiver(void *arg, const PGresult *res)
+{
+	const struct cli *c = arg;
+	const char *sev =
+		PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	if (sev == NULL || msg == NULL || strcmp(sev, "NOTICE") == 0 ||
+	    strcmp(sev, "INFO") == 0 || strcmp(sev, "LOG") == 0 ||
+	    strcmp(sev, "DEBUG") == 0)
+		return;
+	fflush(stdout);
+	fprintf(stderr,
+		"pgq: %s: server %s: ", c->verb != NULL ? c->verb : "pgq", sev);
+	put_one_line(msg);
+	fputc('\n', stderr);
+}
+
 int
 cli_connect(struct cli *c, struct pgq **q)
 {
@@ -347,5 +370,6 @@ cli_connect(struct cli *c, struct pgq **q)
 	*q = pgq_connect(c->conninfo, &opt, PGQ_ROLE_PRODUCER, &err);
 	if (*q == NULL)
 		return cli_db_error(c, &err);
+	PQsetNoticeReceiver(pgq_conn(*q), notice_receiver, c);
 	return 0;
 }

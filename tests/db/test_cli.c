@@ -783,6 +783,29 @@ Test(cli, listen_prints_a_cancellation_and_stops_on_sigterm)
 	proc_free(&p);
 }
 
+Test(cli, listen_exits_3_when_its_connection_is_terminated)
+{
+	const char *db = harness_db_new(true);
+	PGconn *c = harness_connect(db);
+	struct proc p;
+
+	proc_start(&p, NULL, NULL, 0, (const char *[]){"listen", NULL});
+	cr_assert(proc_pump(&p, clock_mono_ms() + 30000, stderr_has,
+			    "listening on channel"),
+		  "listener not ready: %s", capture_text(&p.e));
+	cr_assert_eq(harness_scalar(c,
+				    "SELECT count(pg_terminate_backend(pid)) "
+				    "FROM pg_stat_activity WHERE datname = "
+				    "current_database() AND query LIKE "
+				    "'LISTEN %%' AND pid <> pg_backend_pid()"),
+		     1);
+	cr_expect_eq(proc_finish(&p, 30), 3, "stderr: %s", capture_text(&p.e));
+	cr_expect(strstr(capture_text(&p.e), "pgq: listen failed: ") != NULL,
+		  "stderr: %s", capture_text(&p.e));
+	proc_free(&p);
+	PQfinish(c);
+}
+
 Test(cli, usage_errors_exit_2_with_a_message)
 {
 	const char *const *cases[] = {
