@@ -87,9 +87,14 @@ ORDER BY i.ord;
 -- older than $3 (its owner is gone). The two kinds come from two branches,
 -- each ordered and limited on its own so that a partial index serves it:
 -- the queued branch walks <queue>_priority_id_id1_idx backwards (priority
--- desc, id asc) or <queue>_ep_prio_id_idx per entrypoint, stopping after $2
--- eligible rows; the stale branch reads the few picked rows through
--- <queue>_updated_id_id1_idx. The best $2 of both are taken.
+-- desc, id asc), filtering entrypoint and execute_after and stopping after
+-- $2 eligible rows (the planner may pick <queue>_ep_prio_id_idx instead);
+-- its cost grows only with the queued jobs of higher priority that this
+-- worker does not handle or that are deferred. The stale branch reads the
+-- few picked rows through <queue>_updated_id_id1_idx. The best $2 of both
+-- are taken. Locking inside the scan, rather than choosing candidates first,
+-- means a claimer that meets locked rows keeps scanning instead of coming
+-- back empty while work remains.
 -- Locks: FOR UPDATE SKIP LOCKED on at most 2 x $2 rows (rows locked by
 -- another claimer are skipped, never waited for); the ones not taken stay
 -- locked only until this statement's transaction ends. attempts is not

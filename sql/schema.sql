@@ -291,6 +291,31 @@ BEGIN
 END;
 $$;
 
+-- Early statistics rows were also keyed by time_in_queue. Dropping the
+-- column drops the old unique index with it; rows that now share a key
+-- (second, priority, status, entrypoint) are merged by adding their counts,
+-- so that the current unique index can be built.
+-- name: upgrade.statistics_time_in_queue
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute
+        WHERE attrelid = '{statistics}'::regclass
+          AND attname = 'time_in_queue' AND NOT attisdropped) THEN
+        ALTER TABLE {statistics} DROP COLUMN time_in_queue;
+        WITH old AS (
+            DELETE FROM {statistics}
+            RETURNING created, count, priority, status, entrypoint
+        )
+        INSERT INTO {statistics} (created, count, priority, status,
+                                  entrypoint)
+        SELECT min(created), sum(count), priority, status, entrypoint
+        FROM old
+        GROUP BY priority, date_trunc('sec', created AT TIME ZONE 'UTC'),
+                 status, entrypoint;
+    END IF;
+END;
+$$;
+
 -- name: upgrade.statistics_unique_idx
 CREATE UNIQUE INDEX IF NOT EXISTS {statistics_bare}_unique_count
     ON {statistics} (

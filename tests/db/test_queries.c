@@ -291,11 +291,13 @@ Test(queries, duplicate_dedupe_key_raises_or_is_skipped, .timeout = 60)
 			       "{NULL,NULL,NULL,NULL}",
 			       "true"};
 	PGresult *r;
+	char *sql;
 
 	enqueue1(c, "e", 0, NULL, "k1");
 	/* Raise: the whole batch fails with a unique violation. */
-	r = PQexecParams(c, sql_stmt_render(SQL_ENQUEUE, &names), 7, NULL,
-			 raise, NULL, NULL, 0);
+	sql = sql_stmt_render(SQL_ENQUEUE, &names);
+	r = PQexecParams(c, sql, 7, NULL, raise, NULL, NULL, 0);
+	free(sql);
 	cr_expect_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
 	cr_expect_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "23505");
 	PQclear(r);

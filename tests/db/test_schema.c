@@ -683,7 +683,8 @@ Test(schema, upgrade_brings_an_early_pgqueuer_layout_to_current, .timeout = 60)
 	char *report = NULL;
 
 	/* The shape of PgQueuer's first releases: two enum values, SERIAL
-	 * ids, a separate statistics enum, no log or schedules table. */
+	 * ids, a separate statistics enum keyed also by time_in_queue, no
+	 * log or schedules table. */
 	PQclear(harness_query(
 		c,
 		"CREATE TYPE pgqueuer_status AS ENUM ('queued', 'picked');"
@@ -698,17 +699,25 @@ Test(schema, upgrade_brings_an_early_pgqueuer_layout_to_current, .timeout = 60)
 		"CREATE TYPE pgqueuer_statistics_status AS ENUM ('exception', "
 		"'successful', 'canceled');"
 		"CREATE TABLE pgqueuer_statistics (id SERIAL PRIMARY KEY, "
-		"created "
-		"TIMESTAMPTZ NOT NULL DEFAULT DATE_TRUNC('sec', NOW() AT TIME "
-		"ZONE 'UTC'), count BIGINT NOT NULL, priority INT NOT NULL, "
-		"status pgqueuer_statistics_status NOT NULL, entrypoint TEXT "
-		"NOT "
-		"NULL);"
-		"INSERT INTO pgqueuer (priority, status, entrypoint) VALUES "
-		"(3, "
-		"'queued', 'old');"
-		"INSERT INTO pgqueuer_statistics (count, priority, status, "
-		"entrypoint) VALUES (2, 0, 'successful', 'old')"));
+		"created TIMESTAMPTZ NOT NULL DEFAULT DATE_TRUNC('sec', "
+		"NOW() AT TIME ZONE 'UTC'), count BIGINT NOT NULL, "
+		"priority INT NOT NULL, time_in_queue INTERVAL NOT NULL, "
+		"status pgqueuer_statistics_status NOT NULL, "
+		"entrypoint TEXT NOT NULL);"
+		"CREATE UNIQUE INDEX pgqueuer_statistics_unique_count ON "
+		"pgqueuer_statistics (priority, DATE_TRUNC('sec', created AT "
+		"TIME ZONE 'UTC'), DATE_TRUNC('sec', time_in_queue), status, "
+		"entrypoint);"
+		"INSERT INTO pgqueuer (priority, status, entrypoint) "
+		"VALUES (3, 'queued', 'old');"
+		"INSERT INTO pgqueuer_statistics (created, count, priority, "
+		"time_in_queue, status, entrypoint) VALUES "
+		"('2024-01-01 10:00:00.2+00', 2, 0, '1 s', 'successful', "
+		"'old'), "
+		"('2024-01-01 10:00:00.7+00', 3, 0, '5 s', 'successful', "
+		"'old'), "
+		"('2024-01-01 10:00:01+00', 1, 0, '5 s', 'successful', "
+		"'old')"));
 	names(&n, NULL, NULL);
 	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
 	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0, "%s", report);
@@ -723,9 +732,11 @@ Test(schema, upgrade_brings_an_early_pgqueuer_layout_to_current, .timeout = 60)
 		harness_text(c, "SELECT entrypoint || attempts || status || "
 				"(dedupe_key IS NULL) FROM pgqueuer"),
 		"old0queuedtrue");
-	cr_expect_str_eq(harness_text(c, "SELECT status::text || count FROM "
+	/* Rows that differed only by time_in_queue are merged. */
+	cr_expect_str_eq(harness_text(c, "SELECT string_agg(status::text || "
+					 "count, ',' ORDER BY created) FROM "
 					 "pgqueuer_statistics"),
-			 "successful2");
+			 "successful5,successful1");
 	cr_expect_str_eq(harness_text(c,
 				      "SELECT format_type(seqtypid, NULL) FROM "
 				      "pg_sequence WHERE seqrelid = "
