@@ -109,6 +109,7 @@ struct pgq_consumer {
 };
 
 static void consumer_kick(struct pgq_consumer *c);
+static void consumer_read_notifies(struct pgq_consumer *c);
 
 /* ---- diagnostics ---- */
 
@@ -807,9 +808,16 @@ consumer_job_done(const struct handler_result *r, void *arg)
 static void
 consumer_run_next(struct pgq_consumer *c)
 {
-	struct consumer_job *j = &c->batch[c->next++];
+	struct consumer_job *j;
 	struct handler *h;
 
+	/*
+	 * Synchronous handlers keep the loop away until the batch is done:
+	 * look for cancellations of the jobs still waiting in it now.
+	 */
+	if (c->listening && PQconsumeInput(c->q->conn) == 1)
+		consumer_read_notifies(c);
+	j = &c->batch[c->next++];
 	if (j->canceled) {
 		outcome_add(&c->complete, j->job.id, "canceled", 0, NULL);
 		return;
@@ -975,7 +983,8 @@ consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct pgq_error err;
 
 	(void)revents;
-	if (PQconsumeInput(c->q->conn) == 0) {
+	if (PQconsumeInput(c->q->conn) == 0 ||
+	    PQstatus(c->q->conn) == CONNECTION_BAD) {
 		/* The socket is dead: stop watching it until reconnected. */
 		ev_io_stop(loop, w);
 		driver_error_from_result(&err, c->q->conn, NULL);

@@ -5,11 +5,16 @@ libpgq_internal_la_SOURCES += worker/worker.h worker/worker_int.h \
 	worker/handler_command.c worker/handler_builtin.c worker/worker.c
 
 if HAVE_CRITERION
-check_PROGRAMS += tests/unit/test_handlers
-TESTS += tests/unit/test_handlers
+check_PROGRAMS += tests/unit/test_handlers tests/db/test_consumer
+TESTS += tests/unit/test_handlers tests/db/test_consumer
 tests_unit_test_handlers_SOURCES = tests/unit/test_handlers.c
 tests_unit_test_handlers_CFLAGS = $(TEST_CFLAGS) \
 	-DEXAMPLE_MODULE='"$(abs_top_builddir)/examples/.libs/handler_module.so"'
 tests_unit_test_handlers_LDADD = $(TEST_LIBS)
 EXTRA_tests_unit_test_handlers_DEPENDENCIES = examples/handler_module.la
+tests_db_test_consumer_SOURCES = tests/db/test_consumer.c
+tests_db_test_consumer_CFLAGS = $(TEST_CFLAGS) \
+	-DEXAMPLE_MODULE='"$(abs_top_builddir)/examples/.libs/handler_module.so"'
+tests_db_test_consumer_LDADD = $(TEST_LIBS)
+EXTRA_tests_db_test_consumer_DEPENDENCIES = examples/handler_module.la
 endif

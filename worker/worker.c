@@ -73,8 +73,10 @@ worker_chan_flush(struct worker *w)
 			return;
 		}
 	}
-	memmove(w->out, w->out + i, (w->nout - i) * sizeof(*w->out));
-	w->nout -= i;
+	if (i > 0) {
+		memmove(w->out, w->out + i, (w->nout - i) * sizeof(*w->out));
+		w->nout -= i;
+	}
 	if (w->nout == 0)
 		ev_io_stop(w->loop, &w->chan_out_w);
 	else
