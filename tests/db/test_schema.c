@@ -869,3 +869,39 @@ Test(schema, trigger_notifies_once_per_statement_and_never_on_update,
 	PQfinish(w);
 	PQfinish(l);
 }
+
+Test(schema, upgrade_with_prefix_and_schema_is_idempotent, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *before, *after, *report = NULL;
+
+	PQclear(harness_query(c, "CREATE SCHEMA jobs"));
+	install(c, "Q_", "jobs", SQL_BALANCED);
+	names(&n, "Q_", "jobs");
+	before = catalog(c, "jobs");
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	after = catalog(c, "jobs");
+	cr_expect_str_eq(after, before);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0, "%s", report);
+	free(report);
+	free(before);
+	free(after);
+	PQfinish(c);
+}
+
+Test(schema, upgrade_of_an_empty_database_says_to_install, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+
+	names(&n, NULL, NULL);
+	cr_expect_eq(sql_upgrade(c, &n, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_UNDEFINED_TABLE, "%s: %s",
+		     pgq_error_class_name(err.klass), err.message);
+	cr_expect_eq(strncmp(err.message, "upgrade.", 8), 0, "%s", err.message);
+	PQfinish(c);
+}
