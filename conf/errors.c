@@ -70,7 +70,7 @@ quote_value(const char *value, char *buf, size_t size)
 	size_t o = 0, i;
 
 	buf[o++] = '"';
-	for (i = 0; value[i] != '\0' && i < VALUE_SHOWN_MAX; i++) {
+	for (i = 0; i < VALUE_SHOWN_MAX && value[i] != '\0'; i++) {
 		unsigned char c = (unsigned char)value[i];
 
 		if (o + 8 >= size)
@@ -91,6 +91,11 @@ quote_value(const char *value, char *buf, size_t size)
 	}
 	buf[o] = '\0';
 }
+
+static void error_addv(struct conf_errors *errs, const char *file,
+		       unsigned line, const char *key, const char *value,
+		       const char *hint, const char *fmt, va_list ap)
+	__attribute__((format(printf, 7, 0)));
 
 static void
 error_addv(struct conf_errors *errs, const char *file, unsigned line,

@@ -11,11 +11,11 @@
 #include "conf/conf_int.h"
 
 #define MS_S   1000LL
-#define MS_MIN (60 * MS_S)
-#define MS_DAY (24 * 60 * MS_MIN)
+#define MS_MIN (60LL * MS_S)
+#define MS_DAY (24LL * 60LL * MS_MIN)
 /* A bound for every duration: long enough for any real use, small enough
  * that timers and sums of durations never overflow. */
-#define MS_MAX (365 * MS_DAY)
+#define MS_MAX (365LL * MS_DAY)
 
 #define PGQ(name, type, def, field, apply, min, max, words)                    \
 	{                                                                      \

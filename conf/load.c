@@ -23,7 +23,7 @@
 #include "conf/conf_int.h"
 
 /* A configuration file is small; anything larger is a mistake. */
-#define CONF_FILE_MAX (1024 * 1024)
+#define CONF_FILE_MAX ((size_t)1 << 20)
 
 /* One key = value as written, waiting for the build step. */
 struct raw_entry {
@@ -878,9 +878,10 @@ set_defaults(struct parser *ps, enum conf_section_kind kind, void *base)
 		}
 		if (k->def == NULL)
 			continue;
-		e.value = (char *)(uintptr_t)k->def;
+		e.value = xstrdup(k->def);
 		if (parse_value(ps, &e, base) != 0)
 			fatalx("conf: bad default for %s: %s", k->name, k->def);
+		free(e.value);
 	}
 }
 
@@ -1170,9 +1171,10 @@ conf_load(const char *path, struct conf **out, struct conf_errors *errs)
 
 		if (len == cap) {
 			if (cap >= CONF_FILE_MAX) {
-				conf_error_add(errs, path, 0, NULL, NULL,
-					       "file too large: limit %d bytes",
-					       CONF_FILE_MAX);
+				conf_error_add(
+					errs, path, 0, NULL, NULL,
+					"file too large: limit %zu bytes",
+					CONF_FILE_MAX);
 				goto out;
 			}
 			cap *= 2;

@@ -899,6 +899,17 @@ Test(conf, missing_file_and_error_formatting)
 	conf_free(NULL);
 }
 
+Test(conf, file_over_one_mebibyte_is_refused)
+{
+	size_t n = (1u << 20) + 1;
+	char *text = xmalloc(n + 1);
+
+	memset(text, ';', n);
+	text[n] = '\0';
+	expect_only_error(text, 0, "file too large: limit 1048576 bytes");
+	free(text);
+}
+
 Test(conf, quoted_values_in_errors_are_escaped_and_shortened)
 {
 	struct conf_errors e;
