@@ -218,3 +218,39 @@ Test(recovery, a_command_timeout_kills_the_whole_process_group)
 	cr_assert(!proc_alive((pid_t)pids[0]), "handler survived");
 	cr_assert(!proc_alive((pid_t)pids[1]), "handler's child survived");
 }
+
+Test(recovery, heartbeats_keep_a_long_job_from_going_stale)
+{
+	char needle[64];
+	long long job;
+
+	/* Without the master's refresh the job would be stale after 2s and
+	 * another worker would claim it a second time. */
+	suite_start(2, "heartbeat_timeout = 2s\n",
+		    "[entrypoint sleep]\nbuiltin = sleep\n");
+	job = hd_enqueue(db, "sleep", "5s", 1, 0);
+	snprintf(needle, sizeof(needle), "job start job=%lld ", job);
+	cr_assert(hd_wait_log(&d, needle, T_EVENT_MS), "%s", hd_read_log(&d));
+	cr_assert_eq(
+		hd_wait_scalar(
+			db, 1, T_EVENT_MS,
+			"SELECT count(*) FROM pgqueuer WHERE id = %lld AND "
+			"heartbeat > updated + interval '1500 milliseconds'",
+			job),
+		1, "heartbeat never refreshed:\n%s", hd_read_log(&d));
+	cr_assert_eq(
+		hd_wait_scalar(
+			db, 1, T_EVENT_MS,
+			"SELECT count(*) FROM pgqueuer_log WHERE job_id = %lld "
+			"AND status = 'successful'",
+			job),
+		1, "%s", hd_read_log(&d));
+	cr_assert_eq(
+		harness_scalar(
+			db,
+			"SELECT count(*) FROM pgqueuer_log WHERE job_id = %lld "
+			"AND status = 'picked'",
+			job),
+		1, "claimed twice:\n%s", hd_read_log(&d));
+	cr_assert_geq(hd_count_log(&d, "heartbeat refreshed rows=1"), 2);
+}
