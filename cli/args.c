@@ -13,6 +13,9 @@
 
 #include "cli/cli.h"
 
+static void vwarnx(const struct cli *c, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 vwarnx(const struct cli *c, const char *fmt, va_list ap)
 {
