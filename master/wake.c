@@ -148,7 +148,7 @@ due_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 	if (res == NULL) {
 		log_warnx("next due query failed: %s",
 			  err != NULL ? err->message : "unknown");
-		goto again;
+		goto out;
 	}
 	if (m->shutdown != SHUTDOWN_NONE)
 		goto out;
@@ -182,10 +182,15 @@ due_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 		if (m->due_idle_delay_ms > m->cf->poll_interval_ms)
 			m->due_idle_delay_ms = m->cf->poll_interval_ms;
 		due_arm(m, (double)m->due_idle_delay_ms / 1000.0);
+	} else if (wake_all_idle(m)) {
+		/*
+		 * Due now, and nobody is looking (after a reload or a
+		 * reconnect, say). A worker that is busy, or one a
+		 * notification just woke, claims it without our help.
+		 */
+		wake_one(m, "due");
 	}
-	/* Due now and asked after a notification: that one woke a worker. */
 out:
-again:
 	if (m->due_query_again) {
 		bool idle = m->due_again_from_idle;
 
