@@ -232,9 +232,20 @@ static void
 listener_connect(struct master *m)
 {
 	struct listener *ls = &m->ls;
-	const char *const keys[] = {"dbname", "fallback_application_name",
+	/*
+	 * Keepalives as the driver sets them: this connection may sit idle
+	 * for hours, and a vanished server must be noticed in about a minute.
+	 * They come before dbname so that the DSN can override them.
+	 */
+	const char *const keys[] = {"keepalives",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "fallback_application_name",
+				    "dbname",
 				    NULL};
-	const char *values[] = {listener_conninfo(m), "pgq-master", NULL};
+	const char *values[] = {
+		"1", "30", "10", "3", "pgq-master", listener_conninfo(m), NULL};
 
 	if (m->shutdown != SHUTDOWN_NONE)
 		return;
