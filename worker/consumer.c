@@ -129,6 +129,17 @@ consumer_log(const struct pgq_consumer *c, enum log_level level,
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
+	/* libpq's messages span lines; a log line must not. */
+	for (char *r = buf, *w = buf;; r++) {
+		if (*r == '\n' || *r == '\t' || *r == '\r') {
+			if (w > buf && w[-1] != ' ')
+				*w++ = ' ';
+			continue;
+		}
+		*w++ = *r;
+		if (*r == '\0')
+			break;
+	}
 	if (c->library) {
 		c->log_fn(c->log_arg, (enum pgq_log_level)level, buf);
 		return;

@@ -639,6 +639,7 @@ command_start(struct handler *h, struct ev_loop *loop,
 	struct handler_command *c = (struct handler_command *)h;
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
 	char **env = NULL, *path = NULL;
+	sigset_t all, old_mask;
 	pid_t pid;
 
 	path = command_resolve(c->argv[0]);
@@ -656,7 +657,17 @@ command_start(struct handler *h, struct ev_loop *loop,
 		goto out;
 	}
 	env = command_env(job);
+	/*
+	 * Until the child has reset its dispositions, a signal for its group
+	 * (an abort right after the start) would run our handlers in it:
+	 * block everything across the fork, the child unblocks after reset.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	pid = fork();
+	if (pid == 0)
+		command_child(in[0], out[1], err[1], path, c->argv, env);
+	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (pid == -1) {
 		int e = errno;
 
@@ -664,8 +675,6 @@ command_start(struct handler *h, struct ev_loop *loop,
 		command_fail_start(done, arg, "fork: %s", strerror(e));
 		goto out;
 	}
-	if (pid == 0)
-		command_child(in[0], out[1], err[1], path, c->argv, env);
 	/* Also here: a signal to the group must not race the child's own. */
 	(void)setpgid(pid, pid);
 

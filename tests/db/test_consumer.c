@@ -907,3 +907,36 @@ Test(worker, holds_no_inherited_descriptor)
 	cr_expect_eq(worker_wait(&ch, 5000), 0);
 	close(leak);
 }
+
+Test(worker, survives_a_terminated_backend)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER);
+	struct child ch = worker_start("[entrypoint w_back]\nbuiltin = noop\n");
+	struct chan_msg m;
+	PGconn *db = pgq_conn(p);
+	int64_t old_pid, ids[4];
+
+	m = expect_msg(&ch, CHAN_HELLO, 10000);
+	old_pid = m.a;
+	cr_assert_eq(harness_scalar(db,
+				    "select pg_terminate_backend(%lld)::int",
+				    (long long)old_pid),
+		     1);
+	enqueue(p, "w_back", NULL, 4, 0, ids);
+	/* The claim fails, the worker reconnects and says hello again. */
+	send_msg(&ch, CHAN_WAKE, 0);
+	m = expect_msg(&ch, CHAN_HELLO, 10000);
+	cr_expect_neq(m.a, old_pid);
+	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
+	for (;;) {
+		m = next_msg(&ch, 5000);
+		if (m.type == CHAN_IDLE)
+			break;
+	}
+	cr_expect_eq(scalar(db, "select count(*) from pgqueuer_log where "
+				"status = 'successful'"),
+		     4);
+	send_msg(&ch, CHAN_SHUTDOWN, 0);
+	cr_expect_eq(worker_wait(&ch, 5000), 0);
+	pgq_free(p);
+}

@@ -453,6 +453,37 @@ Test(command, abort_stops_the_job)
 	handler_free(h);
 }
 
+static void
+ignore_signal(int sig)
+{
+	(void)sig;
+}
+
+Test(command, abort_right_after_the_fork_is_not_lost)
+{
+	/*
+	 * SIGTERM may reach the child before it has reset its signal
+	 * handlers: it must still end it, not wait for the SIGKILL.
+	 */
+	struct handler *h = sh("sleep 60", 0, 5000);
+	struct sigaction sa;
+	struct outcome o;
+
+	/* Like the worker's own SIGTERM watcher. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = ignore_signal;
+	sigemptyset(&sa.sa_mask);
+	cr_assert_eq(sigaction(SIGTERM, &sa, NULL), 0);
+	for (int i = 0; i < 10; i++) {
+		run_job_ex(h, NULL, 0, &o, 10., 0.0001);
+		cr_expect_str_eq(o.type, "Aborted");
+		cr_expect_lt(o.elapsed_ms, 2500, "run %d took %llums", i,
+			     (unsigned long long)o.elapsed_ms);
+		outcome_clear(&o);
+	}
+	handler_free(h);
+}
+
 Test(command, handler_runs_jobs_one_after_another)
 {
 	struct handler *h = sh("cat; exit 0", 0, 1000);
