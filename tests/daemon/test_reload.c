@@ -154,3 +154,29 @@ Test(reload, a_broken_file_changes_nothing)
 			     "'successful'"),
 		     3, "%s", hd_read_log(&d));
 }
+
+Test(reload, a_restart_only_key_is_logged_and_keeps_its_old_value)
+{
+	pid_t before[16], after[16];
+
+	suite_start(2, "", noop_section);
+	cr_assert_eq(sorted_children(before, 16), 2);
+	hd_write_ini(
+		&d, "%s",
+		hd_ini_text(dsn, 2, "channel = ch_elsewhere\n", noop_section));
+	hd_signal(&d, SIGHUP);
+	cr_assert(hd_wait_log(&d, "reload: configuration loaded", T_EVENT_MS),
+		  "%s", hd_read_log(&d));
+	cr_assert(hd_count_log(&d, "needs a restart") >= 1, "%s",
+		  hd_read_log(&d));
+	/* Still on the old channel: a notification there still wakes. */
+	(void)hd_enqueue(db, "noop", NULL, 1, 0);
+	cr_assert_eq(hd_wait_scalar(
+			     db, 1, T_EVENT_MS,
+			     "SELECT count(*) FROM pgqueuer_log WHERE status = "
+			     "'successful'"),
+		     1, "%s", hd_read_log(&d));
+	cr_assert_eq(sorted_children(after, 16), 2);
+	cr_assert_eq(after[0], before[0]);
+	cr_assert_eq(after[1], before[1]);
+}
