@@ -79,6 +79,12 @@ parse(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	o->mode = argv[1];
+	if (strcmp(o->mode, "enqueue") != 0 &&
+	    strcmp(o->mode, "sustained") != 0 &&
+	    strcmp(o->mode, "latency") != 0) {
+		usage(stderr);
+		return -1;
+	}
 	optind = 2;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -311,12 +317,8 @@ main(int argc, char **argv)
 		rc = run_enqueue(q, &o);
 	else if (strcmp(o.mode, "sustained") == 0)
 		rc = run_sustained(q, &o);
-	else if (strcmp(o.mode, "latency") == 0)
+	else
 		rc = run_latency(q, &o);
-	else {
-		usage(stderr);
-		rc = -2;
-	}
 	pgq_free(q);
-	return rc == 0 ? 0 : rc == -2 ? 64 : 1;
+	return rc == 0 ? 0 : 1;
 }
