@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,22 +612,16 @@ command_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 /* Ends a job that never started, with the reason. */
-static void command_fail_start(handler_done_fn done, void *arg, const char *fmt,
-			       ...) __attribute__((format(printf, 3, 4)));
-
 static void
-command_fail_start(handler_done_fn done, void *arg, const char *fmt, ...)
+command_fail_start(handler_done_fn done, void *arg, const char *message)
 {
 	struct handler_result r;
-	va_list ap;
 
 	memset(&r, 0, sizeof(r));
 	r.outcome = PGQ_OUTCOME_FAIL;
 	snprintf(r.res.exception_type, sizeof(r.res.exception_type),
 		 "CommandStartFailed");
-	va_start(ap, fmt);
-	vsnprintf(r.res.message, sizeof(r.res.message), fmt, ap);
-	va_end(ap);
+	snprintf(r.res.message, sizeof(r.res.message), "%s", message);
 	done(&r, arg);
 }
 
@@ -638,14 +631,15 @@ command_start(struct handler *h, struct ev_loop *loop,
 {
 	struct handler_command *c = (struct handler_command *)h;
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-	char **env = NULL, *path = NULL;
+	char **env = NULL, *path = NULL, why[600];
 	sigset_t all, old_mask;
 	pid_t pid;
 
 	path = command_resolve(c->argv[0]);
 	if (path == NULL) {
-		command_fail_start(done, arg, "command %s not found in PATH",
-				   c->argv[0]);
+		snprintf(why, sizeof(why), "command %s not found in PATH",
+			 c->argv[0]);
+		command_fail_start(done, arg, why);
 		return;
 	}
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(out, O_CLOEXEC) == -1 ||
@@ -653,7 +647,8 @@ command_start(struct handler *h, struct ev_loop *loop,
 		int e = errno;
 
 		log_warn("job=%lld: cannot create pipes", (long long)job->id);
-		command_fail_start(done, arg, "pipe: %s", strerror(e));
+		snprintf(why, sizeof(why), "pipe: %s", strerror(e));
+		command_fail_start(done, arg, why);
 		goto out;
 	}
 	env = command_env(job);
@@ -672,7 +667,8 @@ command_start(struct handler *h, struct ev_loop *loop,
 		int e = errno;
 
 		log_warn("job=%lld: cannot fork", (long long)job->id);
-		command_fail_start(done, arg, "fork: %s", strerror(e));
+		snprintf(why, sizeof(why), "fork: %s", strerror(e));
+		command_fail_start(done, arg, why);
 		goto out;
 	}
 	/* Also here: a signal to the group must not race the child's own. */
