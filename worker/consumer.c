@@ -982,9 +982,15 @@ consumer_kick(struct pgq_consumer *c)
 static void
 consumer_stop_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-	(void)loop;
+	struct pgq_consumer *c = w->data;
+
 	(void)revents;
-	consumer_kick(w->data);
+	/* A stop does not wait for the database to come back. */
+	if (c->stop_flag && c->in_backoff) {
+		ev_timer_stop(loop, &c->backoff_w);
+		c->in_backoff = false;
+	}
+	consumer_kick(c);
 }
 
 static void
