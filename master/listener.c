@@ -111,6 +111,7 @@ listener_listen_done(struct driver_async *a, PGresult *res,
 			  err != NULL ? err->message : "unknown");
 		if (ls->async != NULL)
 			ev_idle_start(m->loop, &ls->lost_idle);
+		master_check_exit(m);
 		return;
 	}
 	ls->listening = true;
@@ -123,11 +124,13 @@ listener_listen_done(struct driver_async *a, PGresult *res,
 	if (reconnect)
 		wake_all(m, "reconnect");
 	wake_query_due(m, false);
-	if (!m->ready_sent) {
+	if (!m->ready_sent && m->shutdown == SHUTDOWN_NONE) {
 		m->ready_sent = true;
 		master_notify("READY=1");
 		master_status(m);
 	}
+	/* A shutdown may have been waiting for this statement only. */
+	master_check_exit(m);
 }
 
 static void
