@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "common/common.h"
+#include "common/cron.h"
 #include "common/log.h"
 
 /* A physical line may hold at most this many bytes before its newline. */
@@ -82,6 +83,19 @@ struct conf_entrypoint {
 	unsigned batch_size;	     /* 0 = [pgq] batch_size */
 };
 
+/* One [schedule NAME] section: a job for entrypoint at every cron tick. */
+struct conf_schedule {
+	char *name;	  /* NAME: same rules as an entrypoint's name */
+	unsigned line;	  /* line of the [schedule NAME] header */
+	char *entrypoint; /* the job's entrypoint; default NAME; need not be
+			     an [entrypoint] of this file (another host may
+			     run it) */
+	char *cron;	  /* the expression as written (required) */
+	char *expression; /* cron_normalize(cron): the schedules table key */
+	struct cron spec; /* cron parsed */
+	char *payload;	  /* the job's payload; "" = none (NULL payload) */
+};
+
 /* The whole file. Every string is non-NULL ("" when unset). */
 struct conf {
 	char *path; /* the file it was loaded from */
@@ -107,6 +121,7 @@ struct conf {
 	unsigned crash_breaker_count;	  /* default 10 */
 	uint64_t crash_breaker_window_ms; /* default 60s */
 	uint64_t healthy_uptime_ms;	  /* default 10s */
+	uint64_t stats_interval_ms;	  /* log -> statistics; 0 = off; 5s */
 
 	/* [database] */
 	char *dsn;	  /* conninfo or URI; "" = libpq environment */
@@ -115,6 +130,10 @@ struct conf {
 	/* [entrypoint NAME], in file order, at least one */
 	struct conf_entrypoint *entrypoints;
 	size_t nentrypoints;
+
+	/* [schedule NAME], in file order, any number */
+	struct conf_schedule *schedules;
+	size_t nschedules;
 };
 
 /* One error, already formatted. */
@@ -172,15 +191,20 @@ void conf_argv_free(char **argv);
 /* What changed between two configs, for a reload. */
 enum conf_change_kind {
 	CONF_CHANGE_VALUE = 0, /* a key has a different value */
-	CONF_CHANGE_ADDED,     /* an [entrypoint NAME] section was added */
-	CONF_CHANGE_REMOVED,   /* an [entrypoint NAME] section was removed */
+	CONF_CHANGE_ADDED,     /* an [entrypoint NAME] or [schedule NAME]
+				  section was added */
+	CONF_CHANGE_REMOVED,   /* an [entrypoint NAME] or [schedule NAME]
+				  section was removed */
 };
 
 struct conf_change {
 	enum conf_change_kind kind;
-	char *section;	       /* "pgq", "database" or "entrypoint NAME" */
+	char *section;	       /* "pgq", "database", "entrypoint NAME" or
+				  "schedule NAME" */
 	const char *key;       /* key name; NULL for ADDED/REMOVED */
-	enum conf_apply apply; /* for ADDED/REMOVED: CONF_APPLY_WORKERS */
+	enum conf_apply apply; /* for ADDED/REMOVED: CONF_APPLY_WORKERS
+				  (entrypoint) or CONF_APPLY_MASTER
+				  (schedule) */
 	char *text;	       /* ready to log: "[pgq] prefix changed: needs a
 				  restart, keeping old value" */
 };
@@ -206,7 +230,8 @@ bool conf_entrypoint_changed(const struct conf *old, const struct conf *new,
  * that new can replace old after a reload without changing them.
  */
 void conf_keep_restart_keys(struct conf *new, const struct conf *old);
-/* How key name of a section kind ("pgq", "database", "entrypoint") applies;
+/* How key name of a section kind ("pgq", "database", "entrypoint",
+ * "schedule") applies;
  * -1 when there is no such key. */
 int conf_key_apply(const char *section_kind, const char *key);
 

@@ -12,6 +12,7 @@ enum conf_section_kind {
 	CONF_SECT_PGQ = 0,    /* [pgq]: the master and its workers */
 	CONF_SECT_DATABASE,   /* [database]: where to connect */
 	CONF_SECT_ENTRYPOINT, /* [entrypoint NAME]: one handler */
+	CONF_SECT_SCHEDULE,   /* [schedule NAME]: a cron-driven enqueue */
 };
 
 enum conf_type {
@@ -27,6 +28,11 @@ enum conf_type {
 	CONF_T_COMMAND,	 /* entrypoint command line: command, argv, argc */
 	CONF_T_MODULE,	 /* char *: absolute path of an existing file */
 	CONF_T_SYMBOL,	 /* char *: C identifier */
+	CONF_T_NAME,	 /* char *: an entrypoint name (1..63 bytes, no
+			    blanks or control characters) */
+	CONF_T_CRON,	 /* char *: a cron expression (common/cron.h); also
+			    fills the schedule's expression and spec */
+	CONF_T_TEXT,	 /* char *: any text */
 };
 
 struct conf_key {
@@ -34,7 +40,7 @@ struct conf_key {
 	const char *name;
 	enum conf_type type;
 	const char *def; /* default in file syntax; NULL = zero or "" */
-	size_t offset;	 /* in struct conf or struct conf_entrypoint */
+	size_t offset;	 /* in struct conf, conf_entrypoint or conf_schedule */
 	enum conf_apply apply;
 	long long min; /* ranges; milliseconds for durations */
 	long long max;

@@ -49,6 +49,9 @@ field_equal(const struct conf_key *k, const void *a, const void *b)
 	case CONF_T_DSN:
 	case CONF_T_MODULE:
 	case CONF_T_SYMBOL:
+	case CONF_T_NAME:
+	case CONF_T_CRON:
+	case CONF_T_TEXT:
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	}
 	return false;
@@ -114,6 +117,51 @@ entrypoint_differs(const struct conf_entrypoint *a,
 	return differs;
 }
 
+static const struct conf_schedule *
+schedule_find(const struct conf *cf, const char *name)
+{
+	for (size_t i = 0; i < cf->nschedules; i++)
+		if (strcmp(cf->schedules[i].name, name) == 0)
+			return &cf->schedules[i];
+	return NULL;
+}
+
+/* [schedule NAME] sections: the master applies every change itself. */
+static void
+schedules_diff(const struct conf *old, const struct conf *new,
+	       struct conf_diff *d)
+{
+	for (size_t i = 0; i < old->nschedules; i++) {
+		const struct conf_schedule *a = &old->schedules[i];
+		const struct conf_schedule *b = schedule_find(new, a->name);
+		char *section = xasprintf("schedule %s", a->name);
+
+		if (b == NULL)
+			add_change(d, CONF_CHANGE_REMOVED, section, NULL,
+				   CONF_APPLY_MASTER);
+		for (size_t j = 0; b != NULL && j < conf_nkeys; j++) {
+			const struct conf_key *k = &conf_keys[j];
+
+			if (k->section == CONF_SECT_SCHEDULE &&
+			    !field_equal(k, a, b))
+				add_change(d, CONF_CHANGE_VALUE, section,
+					   k->name, k->apply);
+		}
+		free(section);
+	}
+	for (size_t i = 0; i < new->nschedules; i++) {
+		const struct conf_schedule *b = &new->schedules[i];
+
+		if (schedule_find(old, b->name) == NULL) {
+			char *s = xasprintf("schedule %s", b->name);
+
+			add_change(d, CONF_CHANGE_ADDED, s, NULL,
+				   CONF_APPLY_MASTER);
+			free(s);
+		}
+	}
+}
+
 void
 conf_diff(const struct conf *old, const struct conf *new, struct conf_diff *out)
 {
@@ -122,6 +170,7 @@ conf_diff(const struct conf *old, const struct conf *new, struct conf_diff *out)
 		const struct conf_key *k = &conf_keys[i];
 
 		if (k->section == CONF_SECT_ENTRYPOINT ||
+		    k->section == CONF_SECT_SCHEDULE ||
 		    field_equal(k, old, new))
 			continue;
 		add_change(out, CONF_CHANGE_VALUE,
@@ -154,6 +203,7 @@ conf_diff(const struct conf *old, const struct conf *new, struct conf_diff *out)
 			free(s);
 		}
 	}
+	schedules_diff(old, new, out);
 }
 
 void
@@ -190,6 +240,7 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 		const void *src = CONF_CFIELD(old, k);
 
 		if (k->section == CONF_SECT_ENTRYPOINT ||
+		    k->section == CONF_SECT_SCHEDULE ||
 		    k->apply != CONF_APPLY_RESTART)
 			continue;
 		switch (k->type) {
@@ -210,6 +261,9 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 		case CONF_T_MODULE:
 		case CONF_T_SYMBOL:
 		case CONF_T_COMMAND:
+		case CONF_T_NAME:
+		case CONF_T_CRON:
+		case CONF_T_TEXT:
 			free(*(char **)dst);
 			*(char **)dst = xstrdup(*(char *const *)src);
 			break;

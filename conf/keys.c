@@ -34,6 +34,13 @@
 			CONF_APPLY_WORKERS, min, max, words                    \
 	}
 
+#define SCHED(name, type, field)                                               \
+	{                                                                      \
+		CONF_SECT_SCHEDULE, name, type, NULL,                          \
+			offsetof(struct conf_schedule, field),                 \
+			CONF_APPLY_MASTER, 0, 0, NULL                          \
+	}
+
 /* Word lists, in the order of their enum values. */
 static const char *const log_level_words[] = {"error", "warn", "info", "debug",
 					      NULL};
@@ -100,6 +107,9 @@ const struct conf_key conf_keys[] = {
 	    crash_breaker_window_ms, CONF_APPLY_MASTER, MS_S, MS_MAX, NULL),
 	PGQ("healthy_uptime", CONF_T_DURATION, "10s", healthy_uptime_ms,
 	    CONF_APPLY_MASTER, 0, MS_MAX, NULL),
+	/* 0 = off; otherwise at least 100ms (checked in load.c). */
+	PGQ("stats_interval", CONF_T_DURATION, "5s", stats_interval_ms,
+	    CONF_APPLY_MASTER, 0, MS_MAX, NULL),
 
 	/* [database]: the master's own connection outlives a reload. */
 	DB("dsn", CONF_T_DSN, NULL, dsn, CONF_APPLY_RESTART),
@@ -123,6 +133,12 @@ const struct conf_key conf_keys[] = {
 	   MS_MAX, NULL),
 	/* No default: 0 means "use [pgq] batch_size". */
 	EP("batch_size", CONF_T_UINT, NULL, batch_size, 1, 10000, NULL),
+
+	/* [schedule NAME]: the master upserts and fires schedules itself. An
+	 * empty entrypoint becomes NAME after parsing. */
+	SCHED("entrypoint", CONF_T_NAME, entrypoint),
+	SCHED("cron", CONF_T_CRON, cron),
+	SCHED("payload", CONF_T_TEXT, payload),
 };
 
 const size_t conf_nkeys = PGQ_NELEM(conf_keys);
@@ -137,6 +153,8 @@ conf_section_kind_name(enum conf_section_kind kind)
 		return "database";
 	case CONF_SECT_ENTRYPOINT:
 		return "entrypoint";
+	case CONF_SECT_SCHEDULE:
+		return "schedule";
 	}
 	return "?";
 }
@@ -155,7 +173,8 @@ int
 conf_key_apply(const char *section_kind, const char *key)
 {
 	static const enum conf_section_kind kinds[] = {
-		CONF_SECT_PGQ, CONF_SECT_DATABASE, CONF_SECT_ENTRYPOINT};
+		CONF_SECT_PGQ, CONF_SECT_DATABASE, CONF_SECT_ENTRYPOINT,
+		CONF_SECT_SCHEDULE};
 
 	for (size_t i = 0; i < PGQ_NELEM(kinds); i++) {
 		const struct conf_key *k;

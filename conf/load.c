@@ -37,7 +37,8 @@ struct raw_entry {
 
 struct raw_section {
 	enum conf_section_kind kind;
-	char *name;    /* NAME of [entrypoint NAME], else NULL */
+	char *name;    /* NAME of [entrypoint NAME] or [schedule NAME], else
+			  NULL */
 	unsigned line; /* line of the header */
 	struct raw_entry *entries;
 	size_t nentries;
@@ -159,13 +160,34 @@ line_too_long(struct parser *ps, size_t raw, size_t limit)
 	return true;
 }
 
+/* Sections of these kinds take a NAME and may appear more than once. */
+static bool
+kind_named(enum conf_section_kind kind)
+{
+	return kind == CONF_SECT_ENTRYPOINT || kind == CONF_SECT_SCHEDULE;
+}
+
+/* The rule for NAME of [entrypoint NAME], [schedule NAME] and the
+ * entrypoint key of a schedule: what fits the channel's text field. */
+static bool
+name_valid(const char *s, size_t n)
+{
+	if (n == 0 || n > CONF_ENTRYPOINT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (isspace((unsigned char)s[i]) ||
+		    (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static bool
 sections_match(const struct raw_section *s, enum conf_section_kind kind,
 	       const char *name)
 {
 	if (s->kind != kind)
 		return false;
-	if (kind != CONF_SECT_ENTRYPOINT)
+	if (!kind_named(kind))
 		return true;
 	return strcmp(s->name, name) == 0;
 }
@@ -174,7 +196,8 @@ sections_match(const struct raw_section *s, enum conf_section_kind kind,
 static const char *
 suggest_section(const char *word)
 {
-	static const char *const kinds[] = {"pgq", "database", "entrypoint"};
+	static const char *const kinds[] = {"pgq", "database", "entrypoint",
+					    "schedule"};
 	const char *best = NULL;
 	size_t bestd = 3;
 
@@ -231,6 +254,8 @@ section_line(struct parser *ps, const char *l, size_t n)
 		kind = CONF_SECT_DATABASE;
 	} else if (strcmp(shown, "entrypoint") == 0) {
 		kind = CONF_SECT_ENTRYPOINT;
+	} else if (strcmp(shown, "schedule") == 0) {
+		kind = CONF_SECT_SCHEDULE;
 	} else {
 		const char *s = suggest_section(shown);
 
@@ -243,32 +268,24 @@ section_line(struct parser *ps, const char *l, size_t n)
 			conf_error_add(
 				ps->errs, ps->file, ps->line, NULL, NULL,
 				"unknown section [%s]; sections are [pgq], "
-				"[database] and [entrypoint NAME]",
+				"[database], [entrypoint NAME] and "
+				"[schedule NAME]",
 				shown);
 		goto out;
 	}
 	name = printable(arg, argn);
-	if (kind != CONF_SECT_ENTRYPOINT && argn > 0) {
+	if (!kind_named(kind) && argn > 0) {
 		conf_error_add(ps->errs, ps->file, ps->line, NULL, name,
 			       "section [%s] takes no name", shown);
 		goto out;
 	}
-	if (kind == CONF_SECT_ENTRYPOINT) {
-		bool ok = argn > 0 && argn <= CONF_ENTRYPOINT_NAME_MAX;
-
-		for (size_t i = 0; i < argn; i++)
-			if (isspace((unsigned char)arg[i]) ||
-			    (unsigned char)arg[i] < 0x20 || arg[i] == 0x7f)
-				ok = false;
-		if (!ok) {
-			conf_error_add(
-				ps->errs, ps->file, ps->line, NULL,
-				argn > 0 ? name : NULL,
-				"[entrypoint NAME]: NAME must be 1..%d bytes "
-				"without spaces or control characters",
-				CONF_ENTRYPOINT_NAME_MAX);
-			goto out;
-		}
+	if (kind_named(kind) && !name_valid(arg, argn)) {
+		conf_error_add(ps->errs, ps->file, ps->line, NULL,
+			       argn > 0 ? name : NULL,
+			       "[%s NAME]: NAME must be 1..%d bytes "
+			       "without spaces or control characters",
+			       shown, CONF_ENTRYPOINT_NAME_MAX);
+		goto out;
 	}
 	for (size_t i = 0; i < ps->nsections; i++) {
 		if (sections_match(&ps->sections[i], kind, name)) {
@@ -287,10 +304,10 @@ section_line(struct parser *ps, const char *l, size_t n)
 	}
 	ps->sections[ps->nsections] = (struct raw_section){
 		.kind = kind,
-		.name = kind == CONF_SECT_ENTRYPOINT ? name : NULL,
+		.name = kind_named(kind) ? name : NULL,
 		.line = ps->line,
 	};
-	if (kind == CONF_SECT_ENTRYPOINT)
+	if (kind_named(kind))
 		name = NULL;
 	ps->cur = ps->nsections++;
 	ps->where = IN_SECTION;
@@ -470,9 +487,8 @@ unknown_key(struct parser *ps, const struct raw_section *sec, const char *name,
 				"unknown key in [%s]; it belongs in [%s%s]",
 				kname,
 				conf_section_kind_name(conf_keys[i].section),
-				conf_keys[i].section == CONF_SECT_ENTRYPOINT
-					? " NAME"
-					: "");
+				kind_named(conf_keys[i].section) ? " NAME"
+								 : "");
 			goto out;
 		}
 	}
@@ -707,6 +723,26 @@ fail:
 	return -1;
 }
 
+/* A schedule's cron: the text, its canonical form and the parsed spec. */
+static int
+parse_cron(struct parser *ps, const struct raw_entry *e,
+	   struct conf_schedule *sc)
+{
+	struct cron spec;
+	char why[200];
+
+	if (cron_parse(e->value, &spec, why, sizeof(why)) != 0) {
+		value_error(ps, e, "%s", why);
+		return -1;
+	}
+	free(sc->cron);
+	free(sc->expression);
+	sc->cron = xstrdup(e->value);
+	sc->expression = cron_normalize(e->value);
+	sc->spec = spec;
+	return 0;
+}
+
 /* Parses e->value into its field in base; 0, or -1 after reporting. */
 static int
 parse_value(struct parser *ps, const struct raw_entry *e, void *base)
@@ -847,6 +883,19 @@ parse_value(struct parser *ps, const struct raw_entry *e, void *base)
 			return -1;
 		}
 		break;
+	case CONF_T_NAME:
+		if (!name_valid(v, strlen(v))) {
+			value_error(ps, e,
+				    "must be 1..%d bytes without spaces or "
+				    "control characters",
+				    CONF_ENTRYPOINT_NAME_MAX);
+			return -1;
+		}
+		break;
+	case CONF_T_CRON:
+		return parse_cron(ps, e, base);
+	case CONF_T_TEXT:
+		break;
 	}
 	/* The string types land here. */
 	free(*(char **)f);
@@ -871,6 +920,9 @@ set_defaults(struct parser *ps, enum conf_section_kind kind, void *base)
 		case CONF_T_MODULE:
 		case CONF_T_SYMBOL:
 		case CONF_T_COMMAND:
+		case CONF_T_NAME:
+		case CONF_T_CRON:
+		case CONF_T_TEXT:
 			*(char **)CONF_FIELD(base, k) = xstrdup("");
 			break;
 		default:
@@ -939,6 +991,7 @@ check_pgq(struct parser *ps, const struct raw_section *sec, struct conf *cf)
 {
 	bool ok = entry_ok(sec, "workers") && entry_ok(sec, "min_workers") &&
 		  entry_ok(sec, "max_workers");
+	const struct raw_entry *si;
 	char a[32], b[32];
 
 	if (ok && cf->min_workers > cf->max_workers) {
@@ -979,6 +1032,11 @@ check_pgq(struct parser *ps, const struct raw_section *sec, struct conf *cf)
 		conf_error_add(
 			ps->errs, ps->file, blame_line(sec, "log_target", NULL),
 			"log_target", NULL, "log_target = file needs log_file");
+	si = entry_find(sec, "stats_interval");
+	if (si != NULL && !si->bad && cf->stats_interval_ms > 0 &&
+	    cf->stats_interval_ms < 100)
+		conf_error_add(ps->errs, ps->file, si->line, "stats_interval",
+			       si->value, "must be 0 (off) or at least 100ms");
 	if (cf->channel[0] == '\0') {
 		free(cf->channel);
 		cf->channel = xasprintf("%sch_pgqueuer", cf->prefix);
@@ -1049,6 +1107,27 @@ build_entrypoint(struct parser *ps, struct raw_section *sec,
 	}
 }
 
+static void
+build_schedule(struct parser *ps, struct raw_section *sec,
+	       struct conf_schedule *sc)
+{
+	sc->name = xstrdup(sec->name);
+	sc->line = sec->line;
+	sc->expression = xstrdup("");
+	set_defaults(ps, CONF_SECT_SCHEDULE, sc);
+	apply_entries(ps, sec, sc);
+	if (entry_find(sec, "entrypoint") == NULL) {
+		free(sc->entrypoint);
+		sc->entrypoint = xstrdup(sc->name);
+	}
+	if (entry_find(sec, "cron") == NULL)
+		conf_error_add(ps->errs, ps->file, sec->line, NULL, NULL,
+			       "[schedule %s]: cron is required (when the "
+			       "job is enqueued: \"0 3 * * *\", "
+			       "\"@hourly\", ...)",
+			       sec->name);
+}
+
 static struct raw_section *
 section_find(struct parser *ps, enum conf_section_kind kind)
 {
@@ -1085,6 +1164,16 @@ build(struct parser *ps, struct conf *cf)
 		conf_error_add(ps->errs, ps->file, 0, NULL, NULL,
 			       "no [entrypoint NAME] section; at least one is "
 			       "required");
+
+	n = 0;
+	for (size_t i = 0; i < ps->nsections; i++)
+		if (ps->sections[i].kind == CONF_SECT_SCHEDULE)
+			n++;
+	cf->schedules = xcalloc(n ? n : 1, sizeof(cf->schedules[0]));
+	for (size_t i = 0; i < ps->nsections; i++)
+		if (ps->sections[i].kind == CONF_SECT_SCHEDULE)
+			build_schedule(ps, &ps->sections[i],
+				       &cf->schedules[cf->nschedules++]);
 }
 
 /* Orders errors from first..n by line (stable); whole-file ones last. */
@@ -1201,6 +1290,41 @@ out:
 	return rc;
 }
 
+/* Frees the string fields of a section kind's keys in base. */
+static void
+strings_free(enum conf_section_kind kind, void *base)
+{
+	for (size_t i = 0; i < conf_nkeys; i++) {
+		const struct conf_key *k = &conf_keys[i];
+
+		if (k->section != kind)
+			continue;
+		switch (k->type) {
+		case CONF_T_COMMAND:
+		case CONF_T_MODULE:
+		case CONF_T_SYMBOL:
+		case CONF_T_IDENT:
+		case CONF_T_PATH:
+		case CONF_T_DSN:
+		case CONF_T_NAME:
+		case CONF_T_CRON:
+		case CONF_T_TEXT:
+			free(*(char **)CONF_FIELD(base, k));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static void
+schedule_clear(struct conf_schedule *sc)
+{
+	strings_free(CONF_SECT_SCHEDULE, sc);
+	free(sc->expression);
+	free(sc->name);
+}
+
 static void
 entrypoint_clear(struct conf_entrypoint *ep)
 {
@@ -1234,7 +1358,8 @@ conf_free(struct conf *cf)
 	for (size_t i = 0; i < conf_nkeys; i++) {
 		const struct conf_key *k = &conf_keys[i];
 
-		if (k->section == CONF_SECT_ENTRYPOINT)
+		if (k->section == CONF_SECT_ENTRYPOINT ||
+		    k->section == CONF_SECT_SCHEDULE)
 			continue;
 		switch (k->type) {
 		case CONF_T_IDENT:
@@ -1252,6 +1377,9 @@ conf_free(struct conf *cf)
 	for (size_t i = 0; i < cf->nentrypoints; i++)
 		entrypoint_clear(&cf->entrypoints[i]);
 	free(cf->entrypoints);
+	for (size_t i = 0; i < cf->nschedules; i++)
+		schedule_clear(&cf->schedules[i]);
+	free(cf->schedules);
 	free(cf->path);
 	free(cf);
 }

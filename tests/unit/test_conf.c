@@ -493,8 +493,8 @@ static const struct bad_file structure_cases[] = {
 	{"[entrypoints x]\nbuiltin = noop\n" MINIMAL, 1,
 	 "unknown section [entrypoints]; did you mean [entrypoint]?"},
 	{"[options]\n" MINIMAL, 1,
-	 "unknown section [options]; sections are [pgq], [database] and "
-	 "[entrypoint NAME]"},
+	 "unknown section [options]; sections are [pgq], [database], "
+	 "[entrypoint NAME] and [schedule NAME]"},
 	/* duplicates */
 	{"[pgq]\nworkers = 2\nworkers = 3\n" MINIMAL, 3,
 	 "workers: duplicate key, first set on line 2"},
