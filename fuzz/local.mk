@@ -12,4 +12,8 @@ fuzz_fuzz_channel_LDFLAGS = $(FUZZ_LINK)
 fuzz_fuzz_parsers_SOURCES = fuzz/fuzz_parsers.c
 fuzz_fuzz_parsers_LDADD = $(FUZZ_LIBS)
 fuzz_fuzz_parsers_LDFLAGS = $(FUZZ_LINK)
+noinst_PROGRAMS += fuzz/fuzz_cron
+fuzz_fuzz_cron_SOURCES = fuzz/fuzz_cron.c
+fuzz_fuzz_cron_LDADD = $(FUZZ_LIBS)
+fuzz_fuzz_cron_LDFLAGS = $(FUZZ_LINK)
 endif
