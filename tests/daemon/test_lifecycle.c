@@ -320,3 +320,33 @@ Test(lifecycle, a_log_file_holds_master_and_worker_lines_and_usr1_reopens_it)
 	hd_signal(&d, SIGTERM);
 	cr_assert_eq(hd_wait_exit(&d, T_EVENT_MS), 0);
 }
+
+struct title_wait {
+	pid_t pid;
+	char want[128];
+};
+
+static bool
+title_is(void *arg)
+{
+	const struct title_wait *t = arg;
+
+	return strcmp(proc_cmdline(t->pid), t->want) == 0;
+}
+
+Test(lifecycle, a_busy_worker_shows_its_job_in_its_title)
+{
+	struct title_wait t;
+	char needle[64];
+	long long job;
+
+	suite_start(1, "", "[entrypoint sleep]\nbuiltin = sleep\n");
+	job = hd_enqueue(db, "sleep", "3s", 1, 0);
+	snprintf(needle, sizeof(needle), "job start job=%lld ", job);
+	cr_assert(hd_wait_log(&d, needle, T_EVENT_MS), "%s", hd_read_log(&d));
+	t.pid = suite_worker_pid(0);
+	snprintf(t.want, sizeof(t.want),
+		 "pgq-master: worker 0 busy job=%lld sleep", job);
+	cr_assert(hd_until(title_is, &t, T_EVENT_MS), "title: \"%s\"",
+		  proc_cmdline(t.pid));
+}
