@@ -5,3 +5,4 @@ noinst_LTLIBRARIES += examples/handler_module.la
 examples_handler_module_la_SOURCES = examples/handler_module.c
 examples_handler_module_la_LDFLAGS = -module -avoid-version -shared \
 	-rpath $(abs_builddir)/examples
+EXTRA_DIST += examples/handler.sh
