@@ -46,6 +46,14 @@ enum conf_on_failure {
 				       status failed for review/requeue */
 };
 
+enum conf_cancel {
+	CONF_CANCEL_REPLACE = 0, /* module handler canceled while running: the
+				    master kills its worker, ends the job
+				    canceled and starts a new worker */
+	CONF_CANCEL_FLAG,	 /* the running job is only flagged; the module
+				    polls pgq_job_canceled() and returns */
+};
+
 /* How a changed key takes effect on SIGHUP. */
 enum conf_apply {
 	CONF_APPLY_MASTER = 0, /* the master applies the new value at once */
@@ -81,6 +89,20 @@ struct conf_entrypoint {
 	double retry_backoff;	     /* delay factor per attempt, >= 1.0; 2.0 */
 	uint64_t retry_max_delay_ms; /* cap of the retry delay; default 5m */
 	unsigned batch_size;	     /* 0 = [pgq] batch_size */
+	double retry_jitter;	     /* each retry delay varies by up to this
+					share either way, 0..1; default 0.1 */
+	enum conf_cancel cancel;     /* module handlers; default replace */
+	/* kind == CONF_HANDLER_COMMAND: the child's limits and identity */
+	uint64_t rlimit_as;	/* RLIMIT_AS in bytes; 0 = inherited */
+	uint64_t rlimit_cpu_ms; /* RLIMIT_CPU (whole seconds, rounded up);
+				   0 = inherited */
+	unsigned rlimit_nofile; /* RLIMIT_NOFILE; 0 = inherited */
+	char *user;		/* run as this user (exists at load); "" =
+				   the worker's */
+	char *group;		/* and this group; "" = the user's primary
+				   group */
+	char *pass_env; /* environment variable names passed on, separated
+			   by blanks; "" = none */
 };
 
 /* One [schedule NAME] section: a job for entrypoint at every cron tick. */
@@ -122,6 +144,11 @@ struct conf {
 	uint64_t crash_breaker_window_ms; /* default 60s */
 	uint64_t healthy_uptime_ms;	  /* default 10s */
 	uint64_t stats_interval_ms;	  /* log -> statistics; 0 = off; 5s */
+	unsigned max_jobs_per_worker;	  /* recycle a worker after this many
+					     jobs; 0 = never */
+	unsigned max_jobs_jitter;	  /* up to this many more, at random */
+	uint64_t max_worker_rss;	  /* recycle a worker whose resident set
+					     exceeds this many bytes; 0 = never */
 
 	/* [database] */
 	char *dsn;	  /* conninfo or URI; "" = libpq environment */

@@ -33,6 +33,12 @@ enum conf_type {
 	CONF_T_CRON,	 /* char *: a cron expression (common/cron.h); also
 			    fills the schedule's expression and spec */
 	CONF_T_TEXT,	 /* char *: any text */
+	CONF_T_SIZE,	 /* uint64_t bytes in [min, max]; units B, k, M,
+			    G (powers of 1024) */
+	CONF_T_USER,	 /* char *: a user known to the system */
+	CONF_T_GROUP,	 /* char *: a group known to the system */
+	CONF_T_ENVNAMES, /* char *: environment variable names separated
+			    by blanks */
 };
 
 struct conf_key {

@@ -37,6 +37,7 @@ field_equal(const struct conf_key *k, const void *a, const void *b)
 	case CONF_T_ENUM:
 		return memcmp(fa, fb, sizeof(int)) == 0;
 	case CONF_T_DURATION:
+	case CONF_T_SIZE:
 		return *(const uint64_t *)fa == *(const uint64_t *)fb;
 	case CONF_T_REAL:
 		return *(const double *)fa == *(const double *)fb;
@@ -52,6 +53,9 @@ field_equal(const struct conf_key *k, const void *a, const void *b)
 	case CONF_T_NAME:
 	case CONF_T_CRON:
 	case CONF_T_TEXT:
+	case CONF_T_USER:
+	case CONF_T_GROUP:
+	case CONF_T_ENVNAMES:
 		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
 	}
 	return false;
@@ -250,6 +254,7 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 			memcpy(dst, src, sizeof(int));
 			break;
 		case CONF_T_DURATION:
+		case CONF_T_SIZE:
 			memcpy(dst, src, sizeof(uint64_t));
 			break;
 		case CONF_T_REAL:
@@ -264,6 +269,9 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 		case CONF_T_NAME:
 		case CONF_T_CRON:
 		case CONF_T_TEXT:
+		case CONF_T_USER:
+		case CONF_T_GROUP:
+		case CONF_T_ENVNAMES:
 			free(*(char **)dst);
 			*(char **)dst = xstrdup(*(char *const *)src);
 			break;

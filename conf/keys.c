@@ -49,6 +49,7 @@ static const char *const log_target_words[] = {"stderr", "file", "syslog",
 static const char *const builtin_words[] = {"noop", "sleep", "fail", "echo",
 					    NULL};
 static const char *const on_failure_words[] = {"delete", "hold", NULL};
+static const char *const cancel_words[] = {"replace", "flag", NULL};
 
 /* Enum fields are written as int: the compilers we support agree. */
 _Static_assert(sizeof(enum log_level) == sizeof(int), "enum size");
@@ -60,6 +61,11 @@ _Static_assert(LOG_TARGET_STDERR == 0 && LOG_TARGET_SYSLOG == 2, "targets");
 _Static_assert(CONF_BUILTIN_NOOP == 0 && CONF_BUILTIN_ECHO == 3, "builtins");
 _Static_assert(CONF_ON_FAILURE_DELETE == 0 && CONF_ON_FAILURE_HOLD == 1,
 	       "on_failure");
+_Static_assert(sizeof(enum conf_cancel) == sizeof(int), "enum size");
+_Static_assert(CONF_CANCEL_REPLACE == 0 && CONF_CANCEL_FLAG == 1, "cancel");
+
+/* Sizes: 1 TiB is more than any limit a host would set per process. */
+#define SIZE_MAX_BYTES (1LL << 40)
 
 const struct conf_key conf_keys[] = {
 	/* [pgq] */
@@ -110,6 +116,13 @@ const struct conf_key conf_keys[] = {
 	/* 0 = off; otherwise at least 100ms (checked in load.c). */
 	PGQ("stats_interval", CONF_T_DURATION, "5s", stats_interval_ms,
 	    CONF_APPLY_MASTER, 0, MS_MAX, NULL),
+	/* Recycling: each worker reads them at start. */
+	PGQ("max_jobs_per_worker", CONF_T_UINT, "0", max_jobs_per_worker,
+	    CONF_APPLY_WORKERS, 0, 1000000000, NULL),
+	PGQ("max_jobs_jitter", CONF_T_UINT, "0", max_jobs_jitter,
+	    CONF_APPLY_WORKERS, 0, 1000000000, NULL),
+	PGQ("max_worker_rss", CONF_T_SIZE, "0", max_worker_rss,
+	    CONF_APPLY_WORKERS, 0, SIZE_MAX_BYTES, NULL),
 
 	/* [database]: the master's own connection outlives a reload. */
 	DB("dsn", CONF_T_DSN, NULL, dsn, CONF_APPLY_RESTART),
@@ -133,6 +146,15 @@ const struct conf_key conf_keys[] = {
 	   MS_MAX, NULL),
 	/* No default: 0 means "use [pgq] batch_size". */
 	EP("batch_size", CONF_T_UINT, NULL, batch_size, 1, 10000, NULL),
+	EP("retry_jitter", CONF_T_REAL, "0.1", retry_jitter, 0, 1, NULL),
+	EP("cancel", CONF_T_ENUM, "replace", cancel, 0, 0, cancel_words),
+	/* Command handlers only (checked in load.c); 0 = inherited. */
+	EP("rlimit_as", CONF_T_SIZE, "0", rlimit_as, 0, SIZE_MAX_BYTES, NULL),
+	EP("rlimit_cpu", CONF_T_DURATION, "0", rlimit_cpu_ms, 0, MS_MAX, NULL),
+	EP("rlimit_nofile", CONF_T_UINT, "0", rlimit_nofile, 0, 1048576, NULL),
+	EP("user", CONF_T_USER, NULL, user, 0, 0, NULL),
+	EP("group", CONF_T_GROUP, NULL, group, 0, 0, NULL),
+	EP("pass_env", CONF_T_ENVNAMES, NULL, pass_env, 0, 0, NULL),
 
 	/* [schedule NAME]: the master upserts and fires schedules itself. An
 	 * empty entrypoint becomes NAME after parsing. */

@@ -9,8 +9,10 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -743,6 +745,72 @@ parse_cron(struct parser *ps, const struct raw_entry *e,
 	return 0;
 }
 
+/* A user name (or numeric id) the system knows, now. */
+static bool
+user_known(const char *v)
+{
+	char buf[4096], *end;
+	struct passwd pw, *res = NULL;
+	unsigned long id;
+
+	if (v[0] == '\0')
+		return false;
+	if (getpwnam_r(v, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
+		return true;
+	errno = 0;
+	id = strtoul(v, &end, 10);
+	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 ||
+	    id > UINT_MAX)
+		return false;
+	return getpwuid_r((uid_t)id, &pw, buf, sizeof(buf), &res) == 0 &&
+	       res != NULL;
+}
+
+static bool
+group_known(const char *v)
+{
+	char buf[16384], *end;
+	struct group gr, *res = NULL;
+	unsigned long id;
+
+	if (v[0] == '\0')
+		return false;
+	if (getgrnam_r(v, &gr, buf, sizeof(buf), &res) == 0 && res != NULL)
+		return true;
+	errno = 0;
+	id = strtoul(v, &end, 10);
+	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 ||
+	    id > UINT_MAX)
+		return false;
+	return getgrgid_r((gid_t)id, &gr, buf, sizeof(buf), &res) == 0 &&
+	       res != NULL;
+}
+
+/* One or more names matching ^[A-Za-z_][A-Za-z0-9_]*$, blank-separated. */
+static bool
+env_names_valid(const char *v)
+{
+	size_t words = 0;
+
+	while (*v != '\0') {
+		size_t n;
+
+		while (isspace((unsigned char)*v))
+			v++;
+		if (*v == '\0')
+			break;
+		n = strcspn(v, " \t");
+		if (isdigit((unsigned char)v[0]))
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!isalnum((unsigned char)v[i]) && v[i] != '_')
+				return false;
+		v += n;
+		words++;
+	}
+	return words > 0;
+}
+
 /* Parses e->value into its field in base; 0, or -1 after reporting. */
 static int
 parse_value(struct parser *ps, const struct raw_entry *e, void *base)
@@ -896,6 +964,40 @@ parse_value(struct parser *ps, const struct raw_entry *e, void *base)
 		return parse_cron(ps, e, base);
 	case CONF_T_TEXT:
 		break;
+	case CONF_T_SIZE: {
+		uint64_t b;
+
+		if (!plain_number(v, true) || !parse_size_bytes(v, &b) ||
+		    b < (uint64_t)k->min || b > (uint64_t)k->max) {
+			value_error(ps, e,
+				    "must be a size like 512M or 2G (units B, "
+				    "k, M, G; none = bytes) up to 1024G");
+			return -1;
+		}
+		*(uint64_t *)f = b;
+		return 0;
+	}
+	case CONF_T_USER:
+		if (!user_known(v)) {
+			value_error(ps, e, "no such user");
+			return -1;
+		}
+		break;
+	case CONF_T_GROUP:
+		if (!group_known(v)) {
+			value_error(ps, e, "no such group");
+			return -1;
+		}
+		break;
+	case CONF_T_ENVNAMES:
+		if (!env_names_valid(v)) {
+			value_error(ps, e,
+				    "must be environment variable names "
+				    "(letters, digits and _, not starting "
+				    "with a digit) separated by blanks");
+			return -1;
+		}
+		break;
 	}
 	/* The string types land here. */
 	free(*(char **)f);
@@ -923,6 +1025,9 @@ set_defaults(struct parser *ps, enum conf_section_kind kind, void *base)
 		case CONF_T_NAME:
 		case CONF_T_CRON:
 		case CONF_T_TEXT:
+		case CONF_T_USER:
+		case CONF_T_GROUP:
+		case CONF_T_ENVNAMES:
 			*(char **)CONF_FIELD(base, k) = xstrdup("");
 			break;
 		default:
@@ -1095,6 +1200,26 @@ build_entrypoint(struct parser *ps, struct raw_section *sec,
 	    !(entry_find(sec, "builtin") && ep->builtin == CONF_BUILTIN_SLEEP))
 		conf_error_add(ps->errs, ps->file, e->line, "sleep", NULL,
 			       "only applies with builtin = sleep");
+	/* Keys of one handler kind; a bad value was reported already. */
+	for (size_t i = 0; first != NULL && i < sec->nentries; i++) {
+		static const char *const command_only[] = {
+			"rlimit_as", "rlimit_cpu", "rlimit_nofile",
+			"user",	     "group",	   "pass_env"};
+		const char *name = sec->entries[i].key->name;
+
+		if (sec->entries[i].bad)
+			continue;
+		if (strcmp(name, "cancel") == 0 &&
+		    ep->kind != CONF_HANDLER_MODULE)
+			conf_error_add(ps->errs, ps->file, sec->entries[i].line,
+				       name, NULL, "only applies with module");
+		for (size_t k = 0; k < PGQ_NELEM(command_only); k++)
+			if (strcmp(name, command_only[k]) == 0 &&
+			    ep->kind != CONF_HANDLER_COMMAND)
+				conf_error_add(ps->errs, ps->file,
+					       sec->entries[i].line, name, NULL,
+					       "only applies with command");
+	}
 	if (entry_ok(sec, "retry_delay") && entry_ok(sec, "retry_max_delay") &&
 	    ep->retry_delay_ms > ep->retry_max_delay_ms) {
 		conf_format_ms(ep->retry_delay_ms, a, sizeof(a));
@@ -1309,6 +1434,9 @@ strings_free(enum conf_section_kind kind, void *base)
 		case CONF_T_NAME:
 		case CONF_T_CRON:
 		case CONF_T_TEXT:
+		case CONF_T_USER:
+		case CONF_T_GROUP:
+		case CONF_T_ENVNAMES:
 			free(*(char **)CONF_FIELD(base, k));
 			break;
 		default:
@@ -1328,24 +1456,7 @@ schedule_clear(struct conf_schedule *sc)
 static void
 entrypoint_clear(struct conf_entrypoint *ep)
 {
-	for (size_t i = 0; i < conf_nkeys; i++) {
-		const struct conf_key *k = &conf_keys[i];
-
-		if (k->section != CONF_SECT_ENTRYPOINT)
-			continue;
-		switch (k->type) {
-		case CONF_T_COMMAND:
-		case CONF_T_MODULE:
-		case CONF_T_SYMBOL:
-		case CONF_T_IDENT:
-		case CONF_T_PATH:
-		case CONF_T_DSN:
-			free(*(char **)CONF_FIELD(ep, k));
-			break;
-		default:
-			break;
-		}
-	}
+	strings_free(CONF_SECT_ENTRYPOINT, ep);
 	conf_argv_free(ep->argv);
 	free(ep->name);
 }

@@ -338,6 +338,13 @@ static const struct bad_value bad_values[] = {
 	{"pgq", "crash_breaker_window = 10ms",
 	 "crash_breaker_window: must be at least 1s"},
 	{"pgq", "healthy_uptime = 0x10", "healthy_uptime: must be a duration"},
+	{"pgq", "max_jobs_per_worker = -1",
+	 "max_jobs_per_worker: must be 0..1000000000"},
+	{"pgq", "max_jobs_jitter = some",
+	 "max_jobs_jitter: must be 0..1000000000"},
+	{"pgq", "max_worker_rss = 2T", "max_worker_rss: must be a size"},
+	{"pgq", "max_worker_rss = -1M", "max_worker_rss: must be a size"},
+	{"pgq", "max_worker_rss = 2048G", "max_worker_rss: must be a size"},
 	{"database", "dsn = host=x port", "dsn: invalid connection string"},
 	{"database", "dsn = nosuchoption=1", "dsn: invalid connection string"},
 	{"database", "listen_dsn = postgresql://[::1",
@@ -366,6 +373,34 @@ static const struct bad_value bad_values[] = {
 	 "sleep: only applies with builtin = sleep"},
 	{"entrypoint", "sleep = 1 s",
 	 "sleep: only applies with builtin = sleep"},
+	{"entrypoint", "retry_jitter = 1.5",
+	 "retry_jitter: must be a number from 0 to 1"},
+	{"entrypoint", "retry_jitter = -0.1", "retry_jitter: must be a number"},
+	{"entrypoint", "cancel = kill",
+	 "cancel: must be one of replace, flag, got \"kill\""},
+	{"entrypoint", "cancel = flag", "cancel: only applies with module"},
+	{"entrypoint", "rlimit_as = lots", "rlimit_as: must be a size"},
+	{"entrypoint", "rlimit_as = 1G",
+	 "rlimit_as: only applies with command"},
+	{"entrypoint", "rlimit_cpu = forever",
+	 "rlimit_cpu: must be a duration"},
+	{"entrypoint", "rlimit_cpu = 10s",
+	 "rlimit_cpu: only applies with command"},
+	{"entrypoint", "rlimit_nofile = 2000000",
+	 "rlimit_nofile: must be 0..1048576"},
+	{"entrypoint", "rlimit_nofile = 64",
+	 "rlimit_nofile: only applies with command"},
+	{"entrypoint", "user = no_such_user_pgq", "user: no such user"},
+	{"entrypoint", "user = 4000000000", "user: no such user"},
+	{"entrypoint", "user = nobody", "user: only applies with command"},
+	{"entrypoint", "group = no_such_group_pgq", "group: no such group"},
+	{"entrypoint", "group = root", "group: only applies with command"},
+	{"entrypoint", "pass_env = 1BAD",
+	 "pass_env: must be environment variable names"},
+	{"entrypoint", "pass_env = LANG A-B",
+	 "pass_env: must be environment variable names"},
+	{"entrypoint", "pass_env = HOME",
+	 "pass_env: only applies with command"},
 };
 
 Test(conf, every_bad_value_is_reported_at_its_line)
@@ -389,6 +424,46 @@ Test(conf, every_bad_value_is_reported_at_its_line)
 		expect_only_error(text, pgq ? 2 : db ? 4 : 7, b->want);
 		free(text);
 	}
+}
+
+Test(conf, job_control_keys_load_with_their_values)
+{
+	struct conf *cf = load_ok("[pgq]\n"
+				  "max_jobs_per_worker = 500\n"
+				  "max_jobs_jitter = 50\n"
+				  "max_worker_rss = 256M\n"
+				  "[entrypoint run]\n"
+				  "command = /bin/cat\n"
+				  "retry_jitter = 0\n"
+				  "rlimit_as = 1G\n"
+				  "rlimit_cpu = 1500ms\n"
+				  "rlimit_nofile = 64\n"
+				  "user = nobody\n"
+				  "group = 0\n"
+				  "pass_env = LC_ALL  http_proxy\n"
+				  "[entrypoint plain]\n"
+				  "command = /bin/cat\n");
+	const struct conf_entrypoint *ep = conf_entrypoint_find(cf, "run");
+
+	cr_expect_eq(cf->max_jobs_per_worker, 500);
+	cr_expect_eq(cf->max_jobs_jitter, 50);
+	cr_expect_eq(cf->max_worker_rss, 256ULL << 20);
+	cr_assert_not_null(ep);
+	cr_expect_eq(ep->retry_jitter, 0.0);
+	cr_expect_eq(ep->rlimit_as, 1ULL << 30);
+	cr_expect_eq(ep->rlimit_cpu_ms, 1500);
+	cr_expect_eq(ep->rlimit_nofile, 64);
+	cr_expect_str_eq(ep->user, "nobody");
+	cr_expect_str_eq(ep->group, "0");
+	cr_expect_str_eq(ep->pass_env, "LC_ALL  http_proxy");
+	ep = conf_entrypoint_find(cf, "plain");
+	cr_assert_not_null(ep);
+	cr_expect_eq(ep->retry_jitter, 0.1);
+	cr_expect_eq(ep->cancel, CONF_CANCEL_REPLACE);
+	cr_expect_eq(ep->rlimit_as, 0);
+	cr_expect_str_eq(ep->user, "");
+	cr_expect_str_eq(ep->pass_env, "");
+	conf_free(cf);
 }
 
 Test(conf, connection_string_errors_never_echo_the_value)
