@@ -15,7 +15,7 @@ tests_daemon_mod_initfail_la_LDFLAGS = -module -avoid-version -shared \
 
 DAEMON_SUITES = tests/daemon/test_lifecycle tests/daemon/test_signals \
 	tests/daemon/test_recovery tests/daemon/test_reload \
-	tests/daemon/test_wake
+	tests/daemon/test_wake tests/daemon/test_outage
 check_PROGRAMS += $(DAEMON_SUITES)
 TESTS += $(DAEMON_SUITES)
 # The suites run pgq-master and load the modules from the build tree.
@@ -43,3 +43,7 @@ tests_daemon_test_wake_SOURCES = tests/daemon/test_wake.c
 tests_daemon_test_wake_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_wake_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_wake_DEPENDENCIES = $(DAEMON_DEPS)
+tests_daemon_test_outage_SOURCES = tests/daemon/test_outage.c
+tests_daemon_test_outage_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_outage_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_outage_DEPENDENCIES = $(DAEMON_DEPS)

@@ -76,8 +76,8 @@ hd_init(struct hd *d)
 	cr_assert(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0);
 }
 
-static void
-hd_rmtree(const char *dir)
+void
+hd_rmtree_path(const char *dir)
 {
 	DIR *dp = opendir(dir);
 	struct dirent *e;
@@ -90,7 +90,7 @@ hd_rmtree(const char *dir)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if (e->d_type == DT_DIR)
-			hd_rmtree(path);
+			hd_rmtree_path(path);
 		else
 			unlink(path);
 	}
@@ -141,7 +141,7 @@ hd_free(struct hd *d)
 			       log);
 	free(log);
 	if (getenv("PGQ_TEST_KEEP") == NULL)
-		hd_rmtree(d->dir);
+		hd_rmtree_path(d->dir);
 	d->dir[0] = '\0';
 }
 

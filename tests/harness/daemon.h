@@ -30,6 +30,9 @@ void hd_init(struct hd *d);
  * workers to vanish, and removes the directory. */
 void hd_free(struct hd *d);
 
+/* Removes a directory tree (no symlink following; best effort). */
+void hd_rmtree_path(const char *dir);
+
 /* Writes d->ini from a printf format (fails the test on error). */
 void hd_write_ini(struct hd *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
