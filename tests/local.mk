@@ -24,6 +24,7 @@ tests_unit_test_common_LDADD = $(TEST_LIBS)
 include tests/unit/local.mk
 include tests/db/local.mk
 include tests/daemon/local.mk
+include tests/chaos/local.mk
 
 
 endif

@@ -1,0 +1,10 @@
+# tests/chaos/: the chaos soak (short form in `make check`; scripts/chaos runs
+# the long form). Included from tests/local.mk inside `if HAVE_CRITERION`.
+check_PROGRAMS += tests/chaos/test_soak
+TESTS += tests/chaos/test_soak
+tests_chaos_test_soak_SOURCES = tests/chaos/test_soak.c
+tests_chaos_test_soak_CFLAGS = $(TEST_CFLAGS)
+tests_chaos_test_soak_LDADD = $(TEST_LIBS)
+# The soak runs pgq-master and loads the example handler module.
+EXTRA_tests_chaos_test_soak_DEPENDENCIES = pgq-master$(EXEEXT) \
+	examples/handler_module.la
