@@ -21,11 +21,15 @@ enum chan_type {
 	CHAN_CANCEL,   /* a = job id: stop it if running, end it canceled */
 	/* worker -> master */
 	CHAN_HELLO, /* connected: uuid = queue_manager_id, a = backend pid */
-	CHAN_JOB_START, /* a = job id, b = timeout ms (0 = none), text =
-			   entrypoint */
+	CHAN_JOB_START, /* a = job id, b = timeout ms the master enforces by
+			   killing the worker (module handlers; 0 = none),
+			   text = entrypoint */
 	CHAN_JOB_END,	/* a = job id, b = outcome (enum pgq_outcome) */
 	CHAN_WAKE_MORE, /* found work: wake one more idle worker (chain wake) */
 	CHAN_IDLE,	/* nothing left to claim; waiting for a wake */
+	CHAN_RECYCLE,	/* exiting 0 after its jobs (max_jobs_per_worker,
+			   max_worker_rss): replace at once; a = jobs run,
+			   b = resident set KiB */
 	CHAN_TYPE_MAX
 };
 

@@ -222,6 +222,17 @@ struct pgq_entrypoint_options {
 
 void pgq_entrypoint_options_init(struct pgq_entrypoint_options *opt);
 
+/*
+ * Called by a running handler with the job it was given: true once the job
+ * has been canceled (pgq_cancel, `pgq cancel`, PgQueuer's cancellation) while
+ * it runs. A long handler may call it now and then and return early: any
+ * outcome but PGQ_OUTCOME_SUCCESS then ends the job as canceled. Each call
+ * reads the cancellations that arrived (a pgq_consumer's notifications, or
+ * pgq-master's channel for a module with `cancel = flag`), so call it between
+ * steps, not in a tight loop. False outside a handler or for another job.
+ */
+bool pgq_job_canceled(const struct pgq_job *job);
+
 /* How a consumer claims. pgq_consumer_options_init fills the defaults. */
 struct pgq_consumer_options {
 	/* jobs per claim, 1..10000; default 10 */

@@ -5,9 +5,15 @@ libpgq_internal_la_SOURCES += master/master.h master/title.c
 sbin_PROGRAMS += pgq-master
 pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/listener.c master/wake.c master/heartbeat.c master/recovery.c \
-	master/signals.c master/reload.c master/pidfile.c master/notify.c
+	master/signals.c master/reload.c master/pidfile.c master/notify.c \
+	master/control.c
 pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
+# Handler modules call pgq_job_canceled() and the other pgq_* functions of
+# the executable: export those, and only those, to them.
+pgq_master_LDFLAGS = -Wl,--dynamic-list=$(srcdir)/master/exports.list
+EXTRA_DIST += master/exports.list
+EXTRA_pgq_master_DEPENDENCIES = master/exports.list
 
 dist_man_MANS += doc/pgq-master.8
 EXTRA_DIST += contrib/systemd/pgq-master.service

@@ -37,6 +37,16 @@ enum slot_state {
 /* Control messages that found the channel full wait here, never dropped. */
 #define SLOT_OUTQ_MAX 8
 
+/* Why the master killed a worker itself (control.c). */
+enum slot_kill {
+	SLOT_KILL_NONE = 0, /* it did not */
+	SLOT_KILL_TIMEOUT,  /* a module job ran past its timeout */
+	SLOT_KILL_CANCEL,   /* a module job was canceled (cancel = replace) */
+};
+
+/* Cancellations of jobs no worker was running, kept for their start. */
+#define CONTROL_CANCELED_MAX 256
+
 struct master;
 
 struct slot {
@@ -58,6 +68,14 @@ struct slot {
 	int chan_fd;		 /* master's end of the channel, -1 if none */
 	ev_io chan_io;
 	ev_timer respawn_timer;
+	/* job control (control.c) */
+	ev_timer job_timer;	 /* the running module job's timeout */
+	int64_t timeout_job_id;	 /* the job job_timer is for */
+	uint64_t job_timeout_ms; /* its timeout, from CHAN_JOB_START */
+	enum slot_kill kill;	 /* set when the master killed it */
+	int64_t kill_job_id;	 /* the job it was killed for */
+	bool recycling;		 /* said CHAN_RECYCLE: exits 0 after its
+				    jobs, replaced at once */
 	struct chan_msg outq[SLOT_OUTQ_MAX];
 	size_t outq_len;
 };
@@ -111,6 +129,10 @@ struct master {
 	ev_timer heartbeat_timer;
 	struct listener ls;
 
+	/* ids canceled while no worker ran them: a ring (control.c) */
+	int64_t canceled[CONTROL_CANCELED_MAX];
+	unsigned canceled_head;
+
 	/* crash breaker: abnormal exit times, ring of crash_breaker_count */
 	uint64_t *crash_times;
 	unsigned crash_cap, crash_head, crash_n;
@@ -156,6 +178,8 @@ void spawn_reconcile(struct master *m);
 void spawn_reap(struct master *m);
 /* Sends a message to a worker; control messages queue when full. */
 void slot_send(struct slot *s, enum chan_type type, int64_t a);
+/* Handles what the worker has said so far (before acting on a stale view). */
+void slot_poll(struct slot *s);
 /* Number of slots with a live process. */
 unsigned spawn_live(const struct master *m);
 /* SIGKILLs every live worker. */
@@ -209,9 +233,32 @@ char *master_text_array(const char *const *v, size_t n);
 char *master_entrypoints_array(const struct conf *cf);
 void recovery_run(struct master *m, const char *owner, const char *cause,
 		  unsigned slot, long pid);
+/* The same with an exception_type other than "WorkerDied". */
+void recovery_run_as(struct master *m, const char *owner, const char *type,
+		     const char *cause, unsigned slot, long pid);
 /* After a reconnect: runs recoveries that could not be sent. */
 void recovery_retry(struct master *m);
 void recovery_free(struct master *m);
+
+/* control.c: timeouts of module jobs, cancellations, recycling */
+void control_slot_init(struct slot *s);
+/* A new process in the slot: forgets the last one's kill and recycle. */
+void control_slot_reset(struct slot *s);
+void control_slot_stop(struct slot *s);
+/* CHAN_JOB_START (after s->job_id is set), CHAN_JOB_END or CHAN_IDLE,
+ * CHAN_RECYCLE. */
+void control_job_start(struct slot *s, const struct chan_msg *msg);
+void control_job_end(struct slot *s);
+void control_recycle(struct slot *s, const struct chan_msg *msg);
+/* A cancellation_event named id: stop it where it runs. */
+void control_cancel(struct master *m, int64_t id);
+/*
+ * The slot's process has exited and its channel is drained. When the master
+ * killed it (timeout, cancel) this records the job's end and recovers the
+ * rest, and returns true: no recovery is left to do, and the slot is
+ * respawned at once without backoff or a crash count.
+ */
+bool control_exited(struct slot *s, long pid);
 
 /* reload.c */
 void reload_run(struct master *m);

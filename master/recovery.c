@@ -52,7 +52,7 @@ master_text_array(const char *const *v, size_t n)
 
 /* PgQueuer's traceback object; SQL_RECOVER adds job_id per row. */
 static char *
-recovery_traceback(const char *cause, unsigned slot, long pid,
+recovery_traceback(const char *type, const char *cause, unsigned slot, long pid,
 		   const char *owner)
 {
 	char ts[64], msg[256];
@@ -69,8 +69,8 @@ recovery_traceback(const char *cause, unsigned slot, long pid,
 	snprintf(msg, sizeof(msg), "worker %u (pid %ld) %s", slot, pid, cause);
 	o = json_pack(
 		"{s:s, s:s, s:s, s:s, s:{s:i, s:I, s:s, s:s}}", "timestamp", ts,
-		"exception_type", "WorkerDied", "exception_message", msg,
-		"traceback", "", "additional_context", "slot", (int)slot, "pid",
+		"exception_type", type, "exception_message", msg, "traceback",
+		"", "additional_context", "slot", (int)slot, "pid",
 		(json_int_t)pid, "queue_manager_id", owner, "cause", cause);
 	if (o == NULL)
 		fatalx("recovery: cannot build the traceback");
@@ -190,13 +190,20 @@ recovery_send(struct master *m, const char *owner, const char *traceback)
 }
 
 void
-recovery_run(struct master *m, const char *owner, const char *cause,
-	     unsigned slot, long pid)
+recovery_run_as(struct master *m, const char *owner, const char *type,
+		const char *cause, unsigned slot, long pid)
 {
-	char *tb = recovery_traceback(cause, slot, pid, owner);
+	char *tb = recovery_traceback(type, cause, slot, pid, owner);
 
 	recovery_send(m, owner, tb);
 	free(tb);
+}
+
+void
+recovery_run(struct master *m, const char *owner, const char *cause,
+	     unsigned slot, long pid)
+{
+	recovery_run_as(m, owner, "WorkerDied", cause, slot, pid);
 }
 
 void

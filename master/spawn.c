@@ -76,6 +76,7 @@ spawn_ensure_slots(struct master *m, unsigned n)
 		s->respawn_timer.data = s;
 		ev_init(&s->chan_io, slot_chan_cb);
 		s->chan_io.data = s;
+		control_slot_init(s);
 		m->slots[i] = s;
 	}
 	m->nslots = n;
@@ -98,6 +99,7 @@ spawn_free(struct master *m)
 
 		ev_timer_stop(m->loop, &s->respawn_timer);
 		ev_io_stop(m->loop, &s->chan_io);
+		control_slot_stop(s);
 		if (s->chan_fd != -1)
 			close(s->chan_fd);
 		free(s);
@@ -217,6 +219,7 @@ slot_spawn(struct slot *s)
 	s->stop_sent = false;
 	s->replace = false;
 	s->outq_len = 0;
+	control_slot_reset(s);
 	s->chan_fd = fds[0];
 	ev_io_set(&s->chan_io, s->chan_fd, EV_READ);
 	ev_io_start(m->loop, &s->chan_io);
@@ -333,12 +336,18 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 			s->state = SLOT_BUSY;
 		log_debug("worker %u: job start job=%lld entrypoint=%s",
 			  s->index, (long long)s->job_id, s->job_entrypoint);
+		if (!exiting)
+			control_job_start(s, msg);
 		break;
 	case CHAN_JOB_END:
 		log_debug("worker %u: job end job=%lld outcome=%lld", s->index,
 			  (long long)msg->a, (long long)msg->b);
 		s->job_id = 0;
 		s->job_entrypoint[0] = '\0';
+		control_job_end(s);
+		break;
+	case CHAN_RECYCLE:
+		control_recycle(s, msg);
 		break;
 	case CHAN_WAKE_MORE:
 		if (!exiting)
@@ -347,6 +356,7 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 	case CHAN_IDLE:
 		s->job_id = 0;
 		s->job_entrypoint[0] = '\0';
+		control_job_end(s);
 		if (exiting || s->state == SLOT_STOPPING)
 			break;
 		s->state = SLOT_IDLE;
@@ -390,6 +400,13 @@ slot_read(struct slot *s, bool exiting)
 			log_warn("worker %u: channel read failed", s->index);
 		return false;
 	}
+}
+
+void
+slot_poll(struct slot *s)
+{
+	if (s->chan_fd != -1 && !slot_read(s, false) && s->chan_fd != -1)
+		ev_io_stop(s->m->loop, &s->chan_io);
 }
 
 static void
@@ -553,6 +570,7 @@ slot_exited(struct slot *s, int st)
 	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	bool expected = s->stop_sent;
 	bool replace = s->replace;
+	bool recycled, by_master;
 	long pid = (long)s->pid;
 
 	/* Whatever it said before dying (its hello, its job) counts. */
@@ -563,7 +581,14 @@ slot_exited(struct slot *s, int st)
 		s->chan_fd = -1;
 	}
 	slot_describe_exit(st, cause, sizeof(cause));
-	if (clean && expected)
+	/* Killed by us (timeout, cancel) or recycled: not a crash. */
+	recycled = s->recycling && clean;
+	by_master = control_exited(s, pid);
+	control_slot_reset(s);
+	/* When by_master, control_exited said why and recovered its jobs. */
+	if (by_master)
+		log_debug("worker %u: exit %s", s->index, cause);
+	else if (clean && (expected || recycled))
 		log_info("worker %u: exited pid=%ld uptime=%llums", s->index,
 			 pid, (unsigned long long)uptime);
 	else if (s->job_id != 0)
@@ -574,7 +599,7 @@ slot_exited(struct slot *s, int st)
 	else
 		log_warnx("worker %u: died: %s pid=%ld uptime=%llums", s->index,
 			  cause, pid, (unsigned long long)uptime);
-	if (s->queue_manager_id[0] != '\0')
+	if (!by_master && s->queue_manager_id[0] != '\0')
 		recovery_run(m, s->queue_manager_id, cause, s->index, pid);
 	s->pid = 0;
 	s->queue_manager_id[0] = '\0';
@@ -601,8 +626,9 @@ slot_exited(struct slot *s, int st)
 		spawn_check_all_config_failed(m);
 		goto out;
 	}
-	if (expected && clean) {
-		/* A replacement (reload) or a slot wanted again: start now. */
+	if ((expected && clean) || recycled || by_master) {
+		/* A replacement (reload), a slot wanted again, a recycled
+		 * worker or one we killed: start now. */
 		slot_spawn(s);
 		goto out;
 	}

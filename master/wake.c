@@ -272,17 +272,8 @@ wake_on_notify(struct master *m, const char *payload)
 		wake_query_due(m, false);
 		break;
 	case DRIVER_EVENT_CANCELLATION:
-		for (size_t i = 0; i < ev.nids; i++) {
-			for (unsigned j = 0; j < m->nslots; j++) {
-				struct slot *s = m->slots[j];
-
-				if (s->pid != 0 && s->job_id == ev.ids[i]) {
-					log_info("cancel job=%lld worker=%u",
-						 (long long)ev.ids[i], j);
-					slot_send(s, CHAN_CANCEL, ev.ids[i]);
-				}
-			}
-		}
+		for (size_t i = 0; i < ev.nids; i++)
+			control_cancel(m, ev.ids[i]);
 		break;
 	case DRIVER_EVENT_HEALTH_CHECK:
 	case DRIVER_EVENT_UNKNOWN:

@@ -33,6 +33,7 @@ struct consumer_ep {
 	char *name;
 	struct handler *h;
 	struct pgq_entrypoint_options opt;
+	double retry_jitter; /* share of the delay, 0..1 (daemon only) */
 };
 
 /* One claimed job and the storage its struct pgq_job points into. */
@@ -89,8 +90,10 @@ struct pgq_consumer {
 	bool more_sent;	 /* found_work reported for this wake */
 	enum consumer_stop stop;
 	bool stopped;
-	bool drain;  /* stop once a claim finds nothing */
-	bool failed; /* library: an error retrying cannot cure */
+	bool drain;	   /* stop once a claim finds nothing */
+	bool retiring;	   /* run what is claimed, claim no more, stop */
+	uint64_t max_jobs; /* retire after this many jobs; 0 = never */
+	bool failed;	   /* library: an error retrying cannot cure */
 	struct pgq_error fail_err;
 	uint64_t processed;
 
@@ -110,6 +113,12 @@ struct pgq_consumer {
 
 static void consumer_kick(struct pgq_consumer *c);
 static void consumer_read_notifies(struct pgq_consumer *c);
+
+/*
+ * The consumer whose handler runs in this thread's stack right now, for
+ * pgq_job_canceled: a synchronous handler has no other way back to it.
+ */
+static _Thread_local struct pgq_consumer *consumer_in_handler;
 
 /* ---- diagnostics ---- */
 
@@ -366,12 +375,23 @@ outcome_free(struct outcome_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* retry_delay * retry_backoff^attempts, capped. */
+/*
+ * retry_delay * retry_backoff^attempts, times a random factor in
+ * [1 - jitter, 1 + jitter] so that jobs that failed together do not all
+ * come back at the same moment, capped.
+ */
 static uint64_t
-retry_delay_ms(const struct pgq_entrypoint_options *o, int32_t attempts)
+retry_delay_ms(const struct consumer_ep *ep, int32_t attempts)
 {
+	const struct pgq_entrypoint_options *o = &ep->opt;
 	double d = (double)o->retry_delay_ms *
 		   pow(o->retry_backoff, attempts > 0 ? attempts : 0);
+
+	if (ep->retry_jitter > 0.0) {
+		double u = (double)random_below(1000001) / 1000000.0;
+
+		d *= 1.0 + ep->retry_jitter * (2.0 * u - 1.0);
+	}
 
 	if (!(d < (double)o->retry_max_delay_ms))
 		return o->retry_max_delay_ms;
@@ -413,14 +433,23 @@ consumer_record(struct pgq_consumer *c, struct consumer_job *j,
 	}
 	switch (r->outcome) {
 	case PGQ_OUTCOME_SUCCESS:
-		outcome_add(&c->complete, j->job.id, "successful", 0, NULL);
+		/*
+		 * PgQueuer leaves a success's traceback NULL; a command's
+		 * accounting (exit status, rusage) is kept there anyway, in
+		 * the same object with empty exception fields.
+		 */
+		outcome_add(&c->complete, j->job.id, "successful", 0,
+			    r->context_json == NULL
+				    ? NULL
+				    : consumer_traceback(j, "", "", "",
+							 r->context_json));
 		return PGQ_OUTCOME_SUCCESS;
 	case PGQ_OUTCOME_RETRY:
 		attempts_left = o->max_attempts == 0 ||
 				j->job.attempts + 1 < o->max_attempts;
 		if (attempts_left) {
 			outcome_add(&c->retry, j->job.id, NULL,
-				    retry_delay_ms(o, j->job.attempts),
+				    retry_delay_ms(j->ep, j->job.attempts),
 				    consumer_traceback(
 					    j,
 					    type[0] != '\0' ? type
@@ -586,6 +615,18 @@ field(const PGresult *res, int row, int col)
 					  : xstrdup(PQgetvalue(res, row, col));
 }
 
+/* The batch size, but never past max_jobs (nothing claimed is handed back
+ * by a worker that retires). */
+static uint64_t
+consumer_claim_limit(const struct pgq_consumer *c)
+{
+	uint64_t n = c->opt.batch_size;
+
+	if (c->max_jobs > 0 && c->max_jobs - c->processed < n)
+		n = c->max_jobs - c->processed;
+	return n;
+}
+
 /* Claims a batch; returns the number of jobs or -1. */
 static int
 consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
@@ -595,7 +636,8 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 	PGresult *res;
 	int n;
 
-	snprintf(limit, sizeof(limit), "%u", (unsigned)c->opt.batch_size);
+	snprintf(limit, sizeof(limit), "%llu",
+		 (unsigned long long)consumer_claim_limit(c));
 	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
 		 (unsigned long long)c->opt.heartbeat_timeout_ms);
 	values[0] = c->ep_array;
@@ -839,7 +881,9 @@ consumer_run_next(struct pgq_consumer *c)
 		c->hooks.job_start(c->hooks.arg, &j->job, h->timeout_ms);
 	c->running = j;
 	c->in_start = true;
+	consumer_in_handler = c;
 	h->ops->start(h, c->loop, &j->job, consumer_job_done, c);
+	consumer_in_handler = NULL;
 	c->in_start = false;
 }
 
@@ -929,6 +973,12 @@ consumer_step(struct pgq_consumer *c)
 		if (consumer_flush(c, &err) == -1) {
 			consumer_db_error(c, "cannot record outcomes", &err);
 			return;
+		}
+		if (c->max_jobs > 0 && c->processed >= c->max_jobs)
+			c->retiring = true;
+		if (c->retiring) {
+			c->stop = CONSUMER_GRACEFUL;
+			continue;
 		}
 		if (!c->want_claim) {
 			if (c->woken) {
@@ -1229,6 +1279,36 @@ consumer_processed(const struct pgq_consumer *c)
 	return c->processed;
 }
 
+void
+consumer_set_retry_jitter(struct pgq_consumer *c, const char *entrypoint,
+			  double jitter)
+{
+	struct consumer_ep *ep = consumer_find_ep(c, entrypoint);
+
+	if (ep != NULL)
+		ep->retry_jitter = jitter < 0.0	  ? 0.0
+				   : jitter > 1.0 ? 1.0
+						  : jitter;
+}
+
+void
+consumer_set_max_jobs(struct pgq_consumer *c, uint64_t max_jobs)
+{
+	c->max_jobs = max_jobs;
+}
+
+void
+consumer_retire(struct pgq_consumer *c)
+{
+	c->retiring = true;
+	/* A claim may be what it waits for: the kick stops it instead. */
+	if (c->in_backoff) {
+		ev_timer_stop(c->loop, &c->backoff_w);
+		c->in_backoff = false;
+	}
+	consumer_kick(c);
+}
+
 /* ---- the public interface (pgq.h) ---- */
 
 void
@@ -1442,6 +1522,24 @@ uint64_t
 pgq_consumer_processed(const struct pgq_consumer *c)
 {
 	return c->processed;
+}
+
+bool
+pgq_job_canceled(const struct pgq_job *job)
+{
+	struct pgq_consumer *c = consumer_in_handler;
+
+	if (c == NULL || c->running == NULL || &c->running->job != job)
+		return false;
+	if (!c->running->canceled) {
+		/* Whatever carries cancellations: the worker's channel, or
+		 * the notifications of a library consumer's connection. */
+		if (c->hooks.poll != NULL)
+			c->hooks.poll(c->hooks.arg);
+		if (c->listening && PQconsumeInput(c->q->conn) == 1)
+			consumer_read_notifies(c);
+	}
+	return c->running != NULL && c->running->canceled;
 }
 
 void

@@ -2,11 +2,13 @@
  * The worker process: after the master's fork it sheds everything inherited
  * (descriptors, signal state, the master's loop), sets up its handlers, opens
  * its own connection and runs the consumer engine, woken and stopped by the
- * master over its channel and reporting every job back to it.
+ * master over its channel and reporting every job back to it. It retires by
+ * itself after max_jobs_per_worker jobs or past max_worker_rss.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,8 @@ struct worker {
 	char qmid[UUID_STR_LEN];
 	bool wake_pending; /* a wake arrived before the consumer existed */
 	bool stopping;
+	bool recycling;	   /* CHAN_RECYCLE sent: exiting after its jobs */
+	uint64_t max_jobs; /* max_jobs_per_worker plus this one's jitter */
 	/* messages the channel could not take yet */
 	struct chan_msg *out;
 	size_t nout, capout;
@@ -170,13 +174,16 @@ worker_message(struct worker *w, const struct chan_msg *m)
 	}
 }
 
+/* Handles every message waiting on the channel. */
 static void
-worker_chan_cb(struct ev_loop *loop, ev_io *io, int revents)
+worker_chan_drain(struct worker *w)
 {
-	struct worker *w = io->data;
+	struct ev_loop *loop = w->loop;
+	ev_io *io = &w->chan_w;
 	struct chan_msg m;
 
-	(void)revents;
+	if (w->chan_dead)
+		return;
 	for (;;) {
 		int r = chan_recv(w->chan_fd, &m);
 
@@ -206,6 +213,14 @@ worker_chan_cb(struct ev_loop *loop, ev_io *io, int revents)
 }
 
 static void
+worker_chan_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	(void)loop;
+	(void)revents;
+	worker_chan_drain(io->data);
+}
+
+static void
 worker_term_cb(struct ev_loop *loop, ev_signal *s, int revents)
 {
 	(void)loop;
@@ -220,22 +235,78 @@ static void
 hook_job_start(void *arg, const struct pgq_job *job, uint64_t timeout_ms)
 {
 	struct worker *w = arg;
+	const struct conf_entrypoint *ep =
+		conf_entrypoint_find(w->cf, job->entrypoint);
+	uint64_t master_timeout_ms = 0;
 	char detail[128];
 
-	worker_send(w, CHAN_JOB_START, job->id, (int64_t)timeout_ms,
+	/*
+	 * Other handlers stop at their own timeout (timeout_ms); a module's
+	 * call cannot be interrupted, so the master enforces it by killing
+	 * this process.
+	 */
+	(void)timeout_ms;
+	if (ep != NULL && ep->kind == CONF_HANDLER_MODULE)
+		master_timeout_ms = ep->timeout_ms;
+	worker_send(w, CHAN_JOB_START, job->id, (int64_t)master_timeout_ms,
 		    job->entrypoint);
 	snprintf(detail, sizeof(detail), "busy job=%lld %s", (long long)job->id,
 		 job->entrypoint);
 	worker_title(w, detail);
 }
 
+/* Resident set size in KiB from /proc/self/statm; 0 when unknown. */
+static uint64_t
+worker_rss_kib(void)
+{
+	char buf[128];
+	unsigned long long size, resident;
+	long page = sysconf(_SC_PAGESIZE);
+	ssize_t n;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &resident) != 2 || page <= 0)
+		return 0;
+	return resident * (unsigned long long)page / 1024;
+}
+
+/* Claims no more, finishes what it holds, tells the master, exits 0. */
+static void
+worker_recycle(struct worker *w, const char *why, uint64_t rss_kib)
+{
+	unsigned long long jobs = consumer_processed(w->c);
+
+	if (w->recycling || w->stopping)
+		return;
+	w->recycling = true;
+	log_info("recycling: %s jobs=%llu rss=%lluKiB", why, jobs,
+		 (unsigned long long)rss_kib);
+	worker_send(w, CHAN_RECYCLE, (int64_t)jobs, (int64_t)rss_kib, NULL);
+	consumer_retire(w->c);
+}
+
 static void
 hook_job_end(void *arg, const struct pgq_job *job, enum pgq_outcome outcome)
 {
 	struct worker *w = arg;
+	uint64_t rss_kib = 0;
 
 	worker_send(w, CHAN_JOB_END, job->id, (int64_t)outcome, NULL);
 	worker_title(w, "running");
+	if (w->cf->max_worker_rss > 0)
+		rss_kib = worker_rss_kib();
+	if (w->max_jobs > 0 && consumer_processed(w->c) >= w->max_jobs)
+		worker_recycle(w, "max_jobs_per_worker reached", rss_kib);
+	else if (w->cf->max_worker_rss > 0 &&
+		 rss_kib * 1024 > w->cf->max_worker_rss)
+		worker_recycle(w, "max_worker_rss exceeded", rss_kib);
 }
 
 static void
@@ -266,6 +337,13 @@ hook_reconnected(void *arg)
 {
 	/* The master shows the backend pid: tell it the new one. */
 	worker_hello(arg);
+}
+
+static void
+hook_poll(void *arg)
+{
+	/* A module asks pgq_job_canceled(): a CHAN_CANCEL may be waiting. */
+	worker_chan_drain(arg);
 }
 
 /* ---- start-up ---- */
@@ -299,11 +377,30 @@ worker_handlers(struct worker *w)
 		struct handler *h = NULL;
 
 		switch (ep->kind) {
-		case CONF_HANDLER_COMMAND:
+		case CONF_HANDLER_COMMAND: {
+			struct command_isolation iso = {
+				.rlimit_as = ep->rlimit_as,
+				/* Whole seconds, never below what was asked. */
+				.rlimit_cpu_s =
+					(ep->rlimit_cpu_ms + 999) / 1000,
+				.rlimit_nofile = ep->rlimit_nofile,
+				.user = ep->user,
+				.group = ep->group,
+				.pass_env = ep->pass_env,
+			};
+
 			h = handler_command_new((const char *const *)ep->argv,
 						ep->timeout_ms,
 						ep->kill_grace_ms);
+			if (handler_command_isolate(h, &iso, errbuf,
+						    sizeof(errbuf)) == -1) {
+				log_error("%s:%u: entrypoint %s: %s", cf->path,
+					  ep->line, ep->name, errbuf);
+				handler_free(h);
+				return -1;
+			}
 			break;
+		}
 		case CONF_HANDLER_MODULE:
 			h = handler_module_new(ep->module, ep->function,
 					       ep->name, errbuf,
@@ -313,11 +410,6 @@ worker_handlers(struct worker *w)
 					  ep->line, ep->name, errbuf);
 				return -1;
 			}
-			if (ep->timeout_ms > 0)
-				log_info("entrypoint %s: timeout does not "
-					 "apply to module handlers (they run "
-					 "in the worker)",
-					 ep->name);
 			break;
 		case CONF_HANDLER_BUILTIN:
 			h = handler_builtin_new(
@@ -360,6 +452,7 @@ worker_consumer(struct worker *w)
 		w->handlers[i] = NULL;
 		if (consumer_add_handler(w->c, ep->name, h, &o) == -1)
 			return -1;
+		consumer_set_retry_jitter(w->c, ep->name, ep->retry_jitter);
 		/* One claim serves every entrypoint: the smallest batch. */
 		if (ep->batch_size > 0 && ep->batch_size < batch)
 			batch = ep->batch_size;
@@ -379,8 +472,10 @@ worker_consumer(struct worker *w)
 	hooks.idle = hook_idle;
 	hooks.stopped = hook_stopped;
 	hooks.reconnected = hook_reconnected;
+	hooks.poll = hook_poll;
 	hooks.arg = w;
 	consumer_set_hooks(w->c, &hooks);
+	consumer_set_max_jobs(w->c, w->max_jobs);
 	consumer_attach(w->c, w->loop);
 	return 0;
 }
@@ -498,6 +593,9 @@ worker_main(const struct conf *cf, unsigned slot, int chan_fd)
 	w.slot = slot;
 	w.chan_fd = chan_fd;
 	uuid_generate_str(w.qmid);
+	if (cf->max_jobs_per_worker > 0)
+		w.max_jobs = cf->max_jobs_per_worker +
+			     random_below((uint64_t)cf->max_jobs_jitter + 1);
 	driver_backoff_init(&w.backoff, WORKER_BACKOFF_BASE_MS,
 			    WORKER_BACKOFF_CAP_MS);
 	/*

@@ -100,6 +100,26 @@ struct handler *handler_command_new(const char *const *argv,
 				    uint64_t timeout_ms,
 				    uint64_t kill_grace_ms);
 
+/* What a command's process gets besides its job (pgq.ini(5)). */
+struct command_isolation {
+	uint64_t rlimit_as;	/* bytes; 0 = inherited */
+	uint64_t rlimit_cpu_s;	/* seconds; 0 = inherited */
+	uint64_t rlimit_nofile; /* 0 = inherited */
+	const char *user;	/* name or uid; NULL or "" = the worker's */
+	const char *group;	/* name or gid; NULL or "" = the user's */
+	const char *pass_env;	/* variable names, blank-separated, or NULL */
+};
+
+/*
+ * Applies iso to command handler h (iso is copied). User and group are
+ * resolved now: the child only calls setrlimit, setgroups (when we are
+ * root), setgid and setuid before its exec, and gets the user's HOME, USER
+ * and LOGNAME. Returns 0, or -1 with the reason in errbuf.
+ */
+int handler_command_isolate(struct handler *h,
+			    const struct command_isolation *iso, char *errbuf,
+			    size_t errlen) PGQ_WUR;
+
 /* How much of a command's output is kept (the newest bytes). */
 #define HANDLER_STDERR_KEEP 4096
 #define HANDLER_STDOUT_KEEP 65536
@@ -142,6 +162,9 @@ struct consumer_hooks {
 	void (*stopped)(void *arg);
 	/* the connection was re-established (new backend pid) */
 	void (*reconnected)(void *arg);
+	/* a handler asks whether its job was canceled: read control
+	   messages now (the loop does not run during a synchronous call) */
+	void (*poll)(void *arg);
 	void *arg;
 };
 
@@ -178,5 +201,15 @@ const char *consumer_queue_manager_id(const struct pgq_consumer *c);
 bool consumer_busy(const struct pgq_consumer *c);
 /* Jobs run so far. */
 uint64_t consumer_processed(const struct pgq_consumer *c);
+/* The random share of entrypoint's retry delays, 0..1 (default 0). */
+void consumer_set_retry_jitter(struct pgq_consumer *c, const char *entrypoint,
+			       double jitter);
+/*
+ * Retires after max_jobs jobs (0 = never): claims never reach past it, and
+ * once it is reached the engine stops as after a graceful shutdown.
+ */
+void consumer_set_max_jobs(struct pgq_consumer *c, uint64_t max_jobs);
+/* Runs the jobs already claimed, claims no more, then stops (stopped hook). */
+void consumer_retire(struct pgq_consumer *c);
 
 #endif
