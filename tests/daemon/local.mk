@@ -2,8 +2,10 @@
 # Included from tests/local.mk inside `if HAVE_CRITERION`.
 libharness_la_SOURCES += tests/harness/daemon.c tests/harness/daemon.h
 
-# Handler modules the suites load: one whose init aborts, one whose init fails.
-check_LTLIBRARIES += tests/daemon/mod_crash.la tests/daemon/mod_initfail.la
+# Handler modules the suites load: one whose init aborts, one whose init fails,
+# and the job-control suite's (hangs, or polls pgq_job_canceled).
+check_LTLIBRARIES += tests/daemon/mod_crash.la tests/daemon/mod_initfail.la \
+	tests/daemon/mod_control.la
 tests_daemon_mod_crash_la_SOURCES = tests/daemon/mod_crash.c
 tests_daemon_mod_crash_la_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_mod_crash_la_LDFLAGS = -module -avoid-version -shared \
@@ -11,6 +13,10 @@ tests_daemon_mod_crash_la_LDFLAGS = -module -avoid-version -shared \
 tests_daemon_mod_initfail_la_SOURCES = tests/daemon/mod_initfail.c
 tests_daemon_mod_initfail_la_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_mod_initfail_la_LDFLAGS = -module -avoid-version -shared \
+	-rpath /nowhere
+tests_daemon_mod_control_la_SOURCES = tests/daemon/mod_control.c
+tests_daemon_mod_control_la_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_mod_control_la_LDFLAGS = -module -avoid-version -shared \
 	-rpath /nowhere
 
 DAEMON_SUITES = tests/daemon/test_lifecycle tests/daemon/test_signals \
@@ -47,3 +53,14 @@ tests_daemon_test_outage_SOURCES = tests/daemon/test_outage.c
 tests_daemon_test_outage_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_outage_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_outage_DEPENDENCIES = $(DAEMON_DEPS)
+
+# Job control: retries, timeouts, cancellation, isolation, recycling (helper
+# "control"); runs pgq too
+check_PROGRAMS += tests/daemon/test_control
+TESTS += tests/daemon/test_control
+tests_daemon_test_control_SOURCES = tests/daemon/test_control.c \
+	tests/daemon/suite.h
+tests_daemon_test_control_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_control_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_control_DEPENDENCIES = $(DAEMON_DEPS) pgq$(EXEEXT) \
+	tests/daemon/mod_control.la
