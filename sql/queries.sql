@@ -512,3 +512,207 @@ SELECT pg_notify({channel_literal}, json_build_object(
     'sent_at', now(),
     'table', '{queue_bare}',
     'type', 'table_changed_event')::text);
+
+-- ---------------------------------------------------------------- schedules
+-- PgQueuer's schedules protocol, shared with its scheduler: one row per
+-- (expression, entrypoint); whoever claims a due row with FOR UPDATE SKIP
+-- LOCKED marks it picked with a fresh heartbeat, and nobody else touches a
+-- picked row until its heartbeat is 30 s old. pgq claims in one statement
+-- and fires in a second one that enqueues the job, sets next_run and puts
+-- the row back to queued atomically: a crash between the two leaves the
+-- row picked, and after 30 s someone claims it again and fires once.
+
+-- SCHEDULE_UPSERT
+-- $1 text[] expressions (canonical, cron_normalize), $2 text[] entrypoints,
+-- $3 bigint[] next_run as seconds since the epoch.
+-- Inserts the rows that do not exist; an existing row keeps its next_run
+-- and status (another master or PgQueuer may be firing it), as PgQueuer's
+-- insert does. PQcmdTuples is the number of rows inserted.
+-- Index: the unique (expression, entrypoint) constraint; locks the new rows.
+-- name: stmt.schedule_upsert
+INSERT INTO {schedules} (expression, entrypoint, next_run)
+SELECT t.expression, t.entrypoint, to_timestamp(t.next_run)
+FROM unnest($1::text[], $2::text[], $3::bigint[])
+     AS t(expression, entrypoint, next_run)
+ON CONFLICT (expression, entrypoint) DO NOTHING;
+
+-- SCHEDULE_CLAIM
+-- $1 text[] expressions, $2 text[] entrypoints: the caller's schedules.
+-- Claims the due ones exactly as PgQueuer's scheduler does: queued with
+-- next_run <= now(), or picked with a heartbeat older than 30 seconds (its
+-- claimer died); FOR UPDATE SKIP LOCKED; sets picked, updated, heartbeat.
+-- Returns one row per schedule of the caller that exists, claimed or not:
+-- id, expression, entrypoint, claimed (bool), status and next_run (epoch
+-- float8) as they were, due (next_run as text, for the job's headers),
+-- token (the new heartbeat as text, claimed rows only: SCHEDULE_FIRE checks
+-- it to know the row is still this claim's), heartbeat (epoch) and now()
+-- (epoch). The unclaimed rows tell the caller when to look again.
+-- Index: the unique (expression, entrypoint) constraint; locks the claimed
+-- rows until the statement's transaction ends (rows locked by another
+-- claimer are skipped, never waited for).
+-- name: stmt.schedule_claim
+WITH params AS (
+    SELECT DISTINCT t.expression, t.entrypoint
+    FROM unnest($1::text[], $2::text[]) AS t(expression, entrypoint)
+),
+due AS (
+    SELECT s.id
+    FROM {schedules} s
+    JOIN params p ON p.expression = s.expression
+                 AND p.entrypoint = s.entrypoint
+    WHERE (s.status = 'queued' AND s.next_run <= now())
+       OR (s.status = 'picked' AND now() - s.heartbeat > interval '30 seconds')
+    FOR UPDATE OF s SKIP LOCKED
+),
+claimed AS (
+    UPDATE {schedules} s
+    SET status = 'picked',
+        updated = now(),
+        heartbeat = now()
+    FROM due d
+    WHERE s.id = d.id
+    RETURNING s.id, s.heartbeat
+)
+SELECT s.id, s.expression, s.entrypoint, c.id IS NOT NULL AS claimed,
+       s.status, extract(epoch FROM s.next_run)::float8 AS next_run,
+       s.next_run AS due, c.heartbeat AS token,
+       extract(epoch FROM s.heartbeat)::float8 AS heartbeat,
+       extract(epoch FROM now())::float8 AS now
+FROM {schedules} s
+JOIN params p ON p.expression = s.expression AND p.entrypoint = s.entrypoint
+LEFT JOIN claimed c ON c.id = s.id
+ORDER BY s.id;
+
+-- SCHEDULE_FIRE
+-- $1 bigint schedule id, $2 timestamptz token (from SCHEDULE_CLAIM), $3
+-- bigint next_run (epoch seconds: the first tick after the claim's now()),
+-- $4 bytea payload (NULL = none), $5 text schedule name (for the headers).
+-- When the row is still picked with this claim's heartbeat, in one
+-- statement: sets it back to queued with last_run = now() and the new
+-- next_run, enqueues one job for its entrypoint (priority 0, headers
+-- {"schedule", "expression", "scheduled_for": the tick fired}) with its
+-- 'queued' log row. Returns the job's id; no row when the claim was lost
+-- (30 s passed and someone else claimed it), and then nothing changes.
+-- The queue's statement trigger notifies the insert.
+-- Index: the primary key; locks the schedule row and the new job.
+-- name: stmt.schedule_fire
+WITH fired AS (
+    UPDATE {schedules} s
+    SET status = 'queued',
+        last_run = now(),
+        updated = now(),
+        next_run = to_timestamp($3::bigint)
+    FROM (SELECT o.id, o.next_run AS due
+          FROM {schedules} o WHERE o.id = $1::bigint) AS old
+    WHERE s.id = old.id
+      AND s.status = 'picked'
+      AND s.heartbeat = $2::timestamptz
+    RETURNING s.id, s.expression, s.entrypoint, old.due
+),
+job AS (
+    INSERT INTO {queue} AS q (priority, entrypoint, payload, execute_after,
+                              status, headers)
+    SELECT 0, f.entrypoint, $4::bytea, now(), 'queued',
+           jsonb_build_object('schedule', $5::text,
+                              'expression', f.expression,
+                              'scheduled_for', f.due)
+    FROM fired f
+    RETURNING q.id, q.priority, q.entrypoint
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'queued', priority, entrypoint FROM job
+)
+SELECT j.id FROM job j;
+
+-- SCHEDULE_LIST
+-- No parameters. Returns id, expression, entrypoint, status, next_run,
+-- last_run, heartbeat of every schedule row, by entrypoint and expression.
+-- Index: none (a scan of a small table); no locks.
+-- name: stmt.schedule_list
+SELECT s.id, s.expression, s.entrypoint, s.status, s.next_run, s.last_run,
+       s.heartbeat
+FROM {schedules} s
+ORDER BY s.entrypoint, s.expression, s.id;
+
+-- SCHEDULE_REMOVE
+-- $1 bigint[] ids, $2 text[] entrypoints (either may be empty).
+-- Deletes the schedule rows with one of the ids or entrypoints, as
+-- PgQueuer's delete does. Returns id, expression, entrypoint of each.
+-- Index: the primary key for ids; a scan for entrypoints (a small table).
+-- Locks the deleted rows.
+-- name: stmt.schedule_remove
+DELETE FROM {schedules} s
+WHERE s.id = ANY($1::bigint[]) OR s.entrypoint = ANY($2::text[])
+RETURNING s.id, s.expression, s.entrypoint;
+
+-- ---------------------------------------------------------------- statistics
+
+-- STATS
+-- $1 interval: the window, ending now.
+-- Returns per entrypoint with any activity in the window: queued, picked,
+-- successful, exception, failed, canceled, deleted (bigint counts of
+-- transitions) and last (timestamptz of the latest), by entrypoint. Counts
+-- come from the statistics table (per second, aggregated) plus the log
+-- rows not aggregated yet; one snapshot sees each log row in exactly one of
+-- the two. A statistics row counts when its second starts in the window.
+-- Index: <log>_not_aggregated for the log rows; the statistics table is
+-- scanned (its unique index leads with priority). No locks.
+-- name: stmt.stats
+WITH since AS (
+    SELECT now() - $1::interval AS t
+),
+counted AS (
+    SELECT s.entrypoint, s.status, s.count, s.created
+    FROM {statistics} s
+    WHERE s.created >= (SELECT t FROM since)
+    UNION ALL
+    SELECT l.entrypoint, l.status, 1, l.created
+    FROM {log} l
+    WHERE NOT l.aggregated AND l.created >= (SELECT t FROM since)
+)
+SELECT c.entrypoint,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'queued'), 0)::bigint
+           AS queued,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'picked'), 0)::bigint
+           AS picked,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'successful'),
+                0)::bigint AS successful,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'exception'),
+                0)::bigint AS exception,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'failed'), 0)::bigint
+           AS failed,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'canceled'), 0)::bigint
+           AS canceled,
+       coalesce(sum(c.count) FILTER (WHERE c.status = 'deleted'), 0)::bigint
+           AS deleted,
+       max(c.created) AS last
+FROM counted c
+GROUP BY c.entrypoint
+ORDER BY c.entrypoint;
+
+-- PRUNE
+-- $1 interval age, $2 bool all.
+-- Deletes log rows created more than $1 ago (only those already aggregated
+-- into the statistics unless $2) and statistics rows older than $1.
+-- Returns one row: log (rows deleted from the log), statistics (rows
+-- deleted from the statistics table).
+-- Index: <log>_created for the log; the statistics table is scanned. Locks
+-- the deleted rows; an operator's command, in one transaction.
+-- name: stmt.prune
+WITH cutoff AS (
+    SELECT now() - $1::interval AS t
+),
+log_gone AS (
+    DELETE FROM {log} l
+    WHERE l.created < (SELECT t FROM cutoff)
+      AND ($2::bool OR l.aggregated)
+    RETURNING 1
+),
+statistics_gone AS (
+    DELETE FROM {statistics} s
+    WHERE s.created < (SELECT t FROM cutoff)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM log_gone) AS log,
+       (SELECT count(*) FROM statistics_gone) AS statistics;

@@ -31,6 +31,13 @@ static const struct {
 	[SQL_FAILED] = {"stmt.failed", "pgq_failed"},
 	[SQL_NEXT_DUE] = {"stmt.next_due", "pgq_next_due"},
 	[SQL_NOTIFY] = {"stmt.notify", "pgq_notify"},
+	[SQL_SCHEDULE_UPSERT] = {"stmt.schedule_upsert", "pgq_schedule_upsert"},
+	[SQL_SCHEDULE_CLAIM] = {"stmt.schedule_claim", "pgq_schedule_claim"},
+	[SQL_SCHEDULE_FIRE] = {"stmt.schedule_fire", "pgq_schedule_fire"},
+	[SQL_SCHEDULE_LIST] = {"stmt.schedule_list", "pgq_schedule_list"},
+	[SQL_SCHEDULE_REMOVE] = {"stmt.schedule_remove", "pgq_schedule_remove"},
+	[SQL_STATS] = {"stmt.stats", "pgq_stats"},
+	[SQL_PRUNE] = {"stmt.prune", "pgq_prune"},
 };
 
 static const char *const script_prefix[SQL_SCRIPT_COUNT] = {

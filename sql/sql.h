@@ -96,6 +96,27 @@ enum sql_stmt {
 	SQL_NEXT_DUE,	/* $1 text[] entrypoints -> seconds until the earliest
 			   execute_after of a queued job (NULL = none) */
 	SQL_NOTIFY,	/* $1 text operation -> sends a table_changed_event */
+	SQL_SCHEDULE_UPSERT, /* $1 text[] expressions, $2 text[] entrypoints,
+				$3 bigint[] next_run (epoch seconds) -> rows
+				inserted (PQcmdTuples); existing rows kept */
+	SQL_SCHEDULE_CLAIM,  /* $1 text[] expressions, $2 text[] entrypoints
+				-> one row per schedule found: id, expression,
+				entrypoint, claimed bool, status, next_run
+				epoch, due text, token text (claimed rows),
+				heartbeat epoch, now epoch */
+	SQL_SCHEDULE_FIRE,   /* $1 bigint id, $2 timestamptz token, $3 bigint
+				next_run epoch, $4 bytea payload, $5 text
+				schedule name -> id of the job enqueued (no
+				row when the claim was lost) */
+	SQL_SCHEDULE_LIST,   /* no params -> id, expression, entrypoint,
+				status, next_run, last_run, heartbeat */
+	SQL_SCHEDULE_REMOVE, /* $1 bigint[] ids, $2 text[] entrypoints -> id,
+				expression, entrypoint of rows deleted */
+	SQL_STATS,	     /* $1 interval window -> per entrypoint: counts
+				of queued, picked, successful, exception,
+				failed, canceled, deleted; last */
+	SQL_PRUNE,	     /* $1 interval age, $2 bool all -> log rows and
+				statistics rows deleted */
 	SQL_STMT_COUNT
 };
 
