@@ -97,6 +97,7 @@ master_run(struct master *m)
 	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
 		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
 	listener_start(m);
+	scheduler_start(m);
 	spawn_reconcile(m);
 	ev_run(m->loop, 0);
 
@@ -104,6 +105,7 @@ master_run(struct master *m)
 	heartbeat_stop(m);
 	wake_stop(m);
 	listener_stop(m);
+	scheduler_stop(m);
 	recovery_free(m);
 	signals_stop(m);
 	spawn_free(m);

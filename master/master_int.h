@@ -48,6 +48,7 @@ enum slot_kill {
 #define CONTROL_CANCELED_MAX 256
 
 struct master;
+struct scheduler;
 
 struct slot {
 	struct master *m;
@@ -132,6 +133,7 @@ struct master {
 	/* ids canceled while no worker ran them: a ring (control.c) */
 	int64_t canceled[CONTROL_CANCELED_MAX];
 	unsigned canceled_head;
+	struct scheduler *sched; /* [schedule] and statistics, scheduler.c */
 
 	/* crash breaker: abnormal exit times, ring of crash_breaker_count */
 	uint64_t *crash_times;
@@ -239,6 +241,13 @@ void recovery_run_as(struct master *m, const char *owner, const char *type,
 /* After a reconnect: runs recoveries that could not be sent. */
 void recovery_retry(struct master *m);
 void recovery_free(struct master *m);
+
+/* scheduler.c: [schedule NAME] firing and the statistics fold */
+void scheduler_start(struct master *m);
+/* m->cf changed (reload): new schedules, new stats_interval. */
+void scheduler_reconfigure(struct master *m);
+/* After listener_stop: no statement of the scheduler is in flight. */
+void scheduler_stop(struct master *m);
 
 /* control.c: timeouts of module jobs, cancellations, recycling */
 void control_slot_init(struct slot *s);

@@ -23,6 +23,7 @@ reload_apply_master(struct master *m)
 		log_warn("log target unchanged: cannot open %s", cf->log_file);
 	wake_reconfigure(m);
 	heartbeat_reconfigure(m);
+	scheduler_reconfigure(m);
 }
 
 void
