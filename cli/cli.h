@@ -140,5 +140,8 @@ extern const struct cli_verb cli_verb_requeue;
 extern const struct cli_verb cli_verb_cancel;
 extern const struct cli_verb cli_verb_log;
 extern const struct cli_verb cli_verb_listen;
+extern const struct cli_verb cli_verb_schedules;
+extern const struct cli_verb cli_verb_stats;
+extern const struct cli_verb cli_verb_prune;
 
 #endif

@@ -1,7 +1,7 @@
 # cli/: the pgq command, its man page and its database suite
 bin_PROGRAMS += pgq
 pgq_SOURCES = cli/cli.h cli/main.c cli/args.c cli/table.c cli/schema.c \
-	cli/queue.c cli/inspect.c cli/control.c cli/listen.c
+	cli/queue.c cli/inspect.c cli/control.c cli/listen.c cli/stats.c
 pgq_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm
 
 dist_man_MANS += doc/pgq.1

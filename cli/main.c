@@ -17,7 +17,8 @@ static const struct cli_verb *const verbs[] = {
 	&cli_verb_verify,  &cli_verb_sql,	&cli_verb_durability,
 	&cli_verb_autovac, &cli_verb_queue,	&cli_verb_status,
 	&cli_verb_failed,  &cli_verb_requeue,	&cli_verb_cancel,
-	&cli_verb_log,	   &cli_verb_listen,
+	&cli_verb_log,	   &cli_verb_listen,	&cli_verb_schedules,
+	&cli_verb_stats,   &cli_verb_prune,
 };
 
 static const struct cli_verb *

@@ -54,6 +54,15 @@ tests_daemon_test_outage_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_outage_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_outage_DEPENDENCIES = $(DAEMON_DEPS)
 
+# [schedule NAME] and the statistics fold (helper "sched"); runs pgq too
+check_PROGRAMS += tests/daemon/test_schedule
+TESTS += tests/daemon/test_schedule
+tests_daemon_test_schedule_SOURCES = tests/daemon/test_schedule.c \
+	tests/daemon/suite.h
+tests_daemon_test_schedule_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_schedule_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_schedule_DEPENDENCIES = $(DAEMON_DEPS) pgq$(EXEEXT)
+
 # Job control: retries, timeouts, cancellation, isolation, recycling (helper
 # "control"); runs pgq too
 check_PROGRAMS += tests/daemon/test_control
