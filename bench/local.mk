@@ -15,4 +15,4 @@ bench_bench_handler_la_SOURCES = bench/bench_handler.c
 bench_bench_handler_la_LDFLAGS = -module -avoid-version -shared \
 	-rpath $(abs_builddir)/bench
 
-EXTRA_DIST += bench/run bench/README.md bench/RESULTS.md
+EXTRA_DIST += bench/run bench/profile bench/README.md bench/RESULTS.md
