@@ -1299,6 +1299,23 @@ build(struct parser *ps, struct conf *cf)
 		if (ps->sections[i].kind == CONF_SECT_SCHEDULE)
 			build_schedule(ps, &ps->sections[i],
 				       &cf->schedules[cf->nschedules++]);
+	/* The table keeps one row per expression and entrypoint. */
+	for (size_t j = 1; j < cf->nschedules; j++) {
+		const struct conf_schedule *b = &cf->schedules[j];
+
+		for (size_t i = 0; i < j && b->expression[0] != '\0'; i++) {
+			const struct conf_schedule *a = &cf->schedules[i];
+
+			if (strcmp(a->expression, b->expression) != 0 ||
+			    strcmp(a->entrypoint, b->entrypoint) != 0)
+				continue;
+			conf_error_add(ps->errs, ps->file, b->line, NULL, NULL,
+				       "[schedule %s]: same entrypoint and "
+				       "cron as [schedule %s] on line %u",
+				       b->name, a->name, a->line);
+			break;
+		}
+	}
 }
 
 /* Orders errors from first..n by line (stable); whole-file ones last. */

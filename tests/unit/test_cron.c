@@ -441,6 +441,11 @@ Test(cron, bad_schedule_values_are_reported_at_their_line)
 		{"[schedul s]\n", 3,
 		 "unknown section [schedul]; did you mean "
 		 "[schedule]?"},
+		{"[schedule a]\ncron = @hourly\nentrypoint = x\n"
+		 "[schedule b]\ncron = 0  * * * *\nentrypoint = x\n",
+		 6,
+		 "[schedule b]: same entrypoint and cron as [schedule a] on "
+		 "line 3"},
 		{"[pgq]\nstats_interval = soon\n", 4,
 		 "stats_interval: must be a duration"},
 		{"[pgq]\nstats_interval = 10ms\n", 4,
