@@ -22,8 +22,10 @@
 #define SCHED_STALE_S 30.0
 /* Look again at least this often: stale rows, rows moved by others. */
 #define SCHED_MAX_WAIT_S 30.0
-/* After a failure, or while the connection is down. */
+/* After a failure. */
 #define SCHED_RETRY_S 1.0
+/* While the master's connection is being (re)established. */
+#define SCHED_CONNECT_S 0.25
 /* A due row locked by another claimer: it fires it; look again soon. */
 #define SCHED_BUSY_S 0.5
 /* Added to every wait so that the server's now() has passed next_run. */
@@ -425,7 +427,7 @@ sched_round(struct scheduler *s)
 		return;
 	}
 	if (!listener_ready(m)) {
-		sched_arm(s, SCHED_RETRY_S);
+		sched_arm(s, SCHED_CONNECT_S);
 		return;
 	}
 	if (!s->registered) {
