@@ -8,3 +8,11 @@ tests_chaos_test_soak_LDADD = $(TEST_LIBS)
 # The soak runs pgq-master and loads the example handler module.
 EXTRA_tests_chaos_test_soak_DEPENDENCIES = pgq-master$(EXEEXT) \
 	examples/handler_module.la
+
+# Section 2 of issue 6: PostgreSQL failures beyond a restart.
+check_PROGRAMS += tests/daemon/test_pgfail
+TESTS += tests/daemon/test_pgfail
+tests_daemon_test_pgfail_SOURCES = tests/daemon/test_pgfail.c
+tests_daemon_test_pgfail_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_pgfail_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_pgfail_DEPENDENCIES = $(DAEMON_DEPS)
