@@ -320,9 +320,9 @@ const struct cli_verb cli_verb_schedules = {
 		"\n"
 		"pgq-master keeps its [schedule NAME] sections in this table, "
 		"as\n"
-		"PgQueuer's scheduler does; a removed row comes back when a "
-		"master\n"
-		"that still has the section starts or reloads.\n",
+		"PgQueuer's scheduler does; a running master that still has "
+		"the\n"
+		"section puts a removed row back within 30 seconds.\n",
 	.run = run_schedules,
 };
 
