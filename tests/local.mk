@@ -28,3 +28,9 @@ include tests/chaos/local.mk
 
 
 endif
+
+# run-test writes a TAP report beside each suite binary.
+clean-local: clean-tap
+clean-tap:
+	-rm -f tests/*/*.tap
+.PHONY: clean-tap
