@@ -18,6 +18,10 @@ extern char **environ;
 
 static char *title_area;
 static size_t title_area_len;
+/* The copy of environ: setenv may swap environ for an array of its own,
+ * and this pointer keeps the strings reachable (no leak report); volatile
+ * so the compiler keeps a store nobody reads. */
+static char **volatile title_environ;
 
 void
 master_title_init(int argc, char **argv)
@@ -47,6 +51,7 @@ master_title_init(int argc, char **argv)
 
 		for (size_t i = 0; i < n; i++)
 			copy[i] = xstrdup(environ[i]);
+		title_environ = copy;
 		environ = copy;
 	}
 	for (int i = 0; i < argc; i++)
