@@ -441,6 +441,75 @@ Test(consumer, cancellation_skips_a_waiting_job)
 	pgq_free(p);
 }
 
+/* A running job cancels itself, then polls pgq_job_canceled until told. */
+struct self_cancel_ctx {
+	struct pgq *producer;
+	struct pgq_consumer *c;
+	atomic_int polls;
+	bool seen;
+	bool other_job; /* pgq_job_canceled answered for a copy of the job */
+};
+
+static enum pgq_outcome
+self_cancel_handler(const struct pgq_job *job, void *resources,
+		    struct pgq_result *res)
+{
+	struct self_cancel_ctx *x = resources;
+	struct pgq_job copy = *job;
+	struct pgq_error err;
+	int64_t id = job->id;
+	uint64_t end;
+
+	pgq_consumer_stop(x->c);
+	cr_assert_eq(pgq_cancel(x->producer, &id, 1, NULL, &err), 0, "%s",
+		     err.message);
+	x->other_job = pgq_job_canceled(&copy);
+	for (end = clock_mono_ms() + 5000; clock_mono_ms() < end;) {
+		atomic_fetch_add(&x->polls, 1);
+		if (pgq_job_canceled(job)) {
+			x->seen = true;
+			snprintf(res->message, sizeof(res->message),
+				 "stopped early");
+			return PGQ_OUTCOME_FAIL;
+		}
+		usleep(2000);
+	}
+	return PGQ_OUTCOME_SUCCESS;
+}
+
+Test(consumer, a_handler_polls_pgq_job_canceled_and_stops_early)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),
+		   *q = open_q(PGQ_ROLE_CONSUMER);
+	struct self_cancel_ctx x;
+	struct pgq_error err;
+	struct pgq_job outside;
+	int64_t id;
+
+	memset(&x, 0, sizeof(x));
+	memset(&outside, 0, sizeof(outside));
+	cr_expect(!pgq_job_canceled(&outside), "true outside a handler");
+	x.producer = p;
+	x.c = pgq_consumer_new(q, &x, &err);
+	cr_assert_not_null(x.c);
+	cr_assert_eq(
+		pgq_consumer_add(x.c, "s", self_cancel_handler, NULL, &err), 0);
+	enqueue(p, "s", NULL, 1, 0, &id);
+	cr_assert_eq(pgq_consumer_run(x.c, &err), 0, "%s", err.message);
+	cr_expect(x.seen, "the cancellation never reached the handler");
+	cr_expect(!x.other_job, "answered for a job it does not run");
+	cr_expect_geq(atomic_load(&x.polls), 1);
+	cr_expect_eq(harness_scalar(pgq_conn(p),
+				    "select count(*) from pgqueuer_log where "
+				    "job_id = %lld and status = 'canceled'",
+				    (long long)id),
+		     1);
+	cr_expect_eq(scalar(pgq_conn(p), "select count(*) from pgqueuer"), 0);
+	pgq_consumer_free(x.c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
 static void *
 run_thread(void *arg)
 {
