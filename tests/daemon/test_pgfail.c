@@ -255,3 +255,33 @@ Test(pgfail, a_handler_flooding_its_output_neither_blocks_nor_bloats)
 		  "worker RSS grew from %ld to %ld kB", base, max_rss_kb);
 	cr_assert(proc_alive(rss_pid), "the worker died");
 }
+
+Test(pgfail, the_dsn_password_never_reaches_the_log)
+{
+	char secret_dsn[512];
+
+	private_cluster("");
+	/* Trust authentication: the password is accepted and ignored. */
+	snprintf(secret_dsn, sizeof(secret_dsn), "%s password=secret123", dsn);
+	hd_write_ini(&d, "%s",
+		     hd_ini_text(secret_dsn, 1, "",
+				 "[entrypoint noop]\nbuiltin = noop\n"));
+	hd_start(&d, NULL);
+	cr_assert(hd_wait_log(&d, "listening channel=", T_START_MS), "%s",
+		  hd_read_log(&d));
+	(void)hd_enqueue(db, "noop", NULL, 3, 0);
+	cr_assert_eq(hd_wait_scalar(db, 3, T_EVENT_MS,
+				    "SELECT count(*) FROM pgqueuer_log WHERE "
+				    "status = 'successful'"),
+		     3, "%s", hd_read_log(&d));
+	/* Also in errors: the LISTEN connection is cut and reconnects. */
+	PQclear(harness_query(db, "SELECT pg_terminate_backend(pid) FROM "
+				  "pg_stat_activity WHERE application_name = "
+				  "'pgq-master'"));
+	cr_assert(hd_wait_log(&d, "listen connection lost", T_EVENT_MS), "%s",
+		  hd_read_log(&d));
+	hd_signal(&d, SIGTERM);
+	cr_assert_eq(hd_wait_exit(&d, T_EVENT_MS), 0, "%s", hd_read_log(&d));
+	cr_expect_eq(hd_count_log(&d, "secret123"), 0,
+		     "the password is in the log:\n%s", hd_read_log(&d));
+}
