@@ -650,6 +650,19 @@ Test(control, commands_inherit_only_their_three_pipes)
 		  hd_read_log(&d));
 	pid = hd_log_value(&d, "started /bin/sleep pid=", "pid");
 	cr_assert_gt(pid, 0);
+	/* The fork is logged before the child has closed and exec'd. */
+	for (unsigned long long dl = hd_now_ms() + T_EVENT_MS;;) {
+		char exe[64], target[256];
+		ssize_t len;
+
+		snprintf(exe, sizeof(exe), "/proc/%lld/exe", pid);
+		len = readlink(exe, target, sizeof(target) - 1);
+		target[len > 0 ? len : 0] = '\0';
+		if (strstr(target, "sleep") != NULL)
+			break;
+		cr_assert_lt(hd_now_ms(), dl, "never exec'd: %s", target);
+		(void)hd_wait_exit(&d, 5);
+	}
 	n = proc_fds((pid_t)pid, fds, 64);
 	cr_expect_eq(n, 3, "the command has %zu descriptors", n);
 	for (size_t i = 0; i < n; i++) {
