@@ -78,6 +78,10 @@ run_pgq(char *out, size_t outlen, ...)
 	out[len] = '\0';
 	close(fds[0]);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	/* Leaks do not change the exit status (LSAN_OPTIONS): look. */
+	cr_expect(strstr(out, "Sanitizer") == NULL &&
+			  strstr(out, "runtime error:") == NULL,
+		  "sanitizer report from pgq:\n%s", out);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
