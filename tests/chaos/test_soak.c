@@ -408,10 +408,14 @@ static void
 sample_master(void)
 {
 	int fds[1024];
+	pid_t kids[64];
 
 	if (s.nsamples >= MAX_SAMPLES)
 		return;
-	s.fds[s.nsamples] = proc_fds(s.d.pid, fds, 1024);
+	/* Storms change the worker count, and each worker holds one channel
+	 * descriptor in the master: count the others. */
+	s.fds[s.nsamples] = proc_fds(s.d.pid, fds, 1024) -
+			    hd_live_children(s.d.pid, kids, 64);
 	s.rss_kb[s.nsamples] = master_rss_kb();
 	s.nsamples++;
 }
