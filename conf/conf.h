@@ -103,6 +103,11 @@ struct conf_entrypoint {
 				   group */
 	char *pass_env; /* environment variable names passed on, separated
 			   by blanks; "" = none */
+	/* limits held across every worker of every host */
+	unsigned concurrency_limit; /* jobs picked at once; 0 = none */
+	double requests_per_second; /* jobs claimed per second; 0 = none */
+	unsigned burst; /* token bucket size; ceil(requests_per_second) when
+			   not set, 0 without a rate */
 };
 
 /* One [schedule NAME] section: a job for entrypoint at every cron tick. */

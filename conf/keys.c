@@ -155,6 +155,14 @@ const struct conf_key conf_keys[] = {
 	EP("user", CONF_T_USER, NULL, user, 0, 0, NULL),
 	EP("group", CONF_T_GROUP, NULL, group, 0, 0, NULL),
 	EP("pass_env", CONF_T_ENVNAMES, NULL, pass_env, 0, 0, NULL),
+	/* Limits of every kind of handler, held by the claim. No default for
+	 * the rate: unset = none, and a value must be > 0 (load.c). burst
+	 * defaults to the rate rounded up (load.c). */
+	EP("concurrency_limit", CONF_T_UINT, "0", concurrency_limit, 0, 1000000,
+	   NULL),
+	EP("requests_per_second", CONF_T_REAL, NULL, requests_per_second, 0,
+	   1000000, NULL),
+	EP("burst", CONF_T_UINT, NULL, burst, 1, 1000000, NULL),
 
 	/* [schedule NAME]: the master upserts and fires schedules itself. An
 	 * empty entrypoint becomes NAME after parsing. */

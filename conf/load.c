@@ -1230,6 +1230,17 @@ build_entrypoint(struct parser *ps, struct raw_section *sec,
 			"retry_delay", NULL,
 			"must not exceed retry_max_delay, got %s > %s", a, b);
 	}
+	e = entry_find(sec, "requests_per_second");
+	if (e != NULL && !e->bad && !(ep->requests_per_second > 0.0))
+		value_error_hint(ps, e, "leave the key out for no rate limit",
+				 "must be greater than 0");
+	e = entry_find(sec, "burst");
+	if (e != NULL && !e->bad &&
+	    entry_find(sec, "requests_per_second") == NULL)
+		conf_error_add(ps->errs, ps->file, e->line, "burst", NULL,
+			       "only applies with requests_per_second");
+	if (ep->burst == 0 && ep->requests_per_second > 0.0)
+		ep->burst = (unsigned)ceil(ep->requests_per_second);
 }
 
 static void

@@ -218,6 +218,21 @@ struct pgq_entrypoint_options {
 	 * it back); false (default): it is deleted with an exception log row
 	 */
 	bool hold_on_failure;
+	/*
+	 * Limits that hold across every consumer of the database that sets
+	 * the same values (pgq_consumer and pgq-master alike; PgQueuer's own
+	 * workers do not know them). They need pgq's limits table (pgq
+	 * install or pgq upgrade).
+	 * concurrency_limit: at most this many jobs of the entrypoint picked
+	 * at once; 1 = one at a time; 0 = no limit (default).
+	 */
+	int32_t concurrency_limit;
+	/* jobs claimed per second at most (a token bucket shared by every
+	 * consumer); 0 = no limit (default) */
+	double requests_per_second;
+	/* jobs that may be claimed at once after a quiet spell, >= 1;
+	 * 0 = ceil(requests_per_second) (default) */
+	double burst;
 };
 
 void pgq_entrypoint_options_init(struct pgq_entrypoint_options *opt);

@@ -147,6 +147,179 @@ SELECT id, priority, attempts, entrypoint, payload, headers, dedupe_key
 FROM claimed
 ORDER BY priority DESC, id ASC;
 
+-- LIMIT_LOCK
+-- $1 text entrypoint, $2 int concurrency_limit (0 = none), $3 float8 rate
+-- in jobs per second (0 = none), $4 float8 burst (the bucket's size).
+-- Returns one row: tokens (float8), the rate limit's bucket after refilling
+-- it for the time since the last claim (min(burst, tokens + rate x
+-- elapsed)); a new row starts full.
+-- The first statement of a limited entrypoint's claim transaction (BEGIN;
+-- LIMIT_LOCK; CLAIM_LIMITED; COMMIT). The upsert takes the row lock of the
+-- entrypoint's row in <queue>_pgq_limits and keeps it until the commit, so
+-- the claimers of one entrypoint run one after another while the claims of
+-- other entrypoints are not held up. Time comes from clock_timestamp(),
+-- read once: now() is the start of a transaction that may have waited for
+-- the lock. The settings columns record this claimer's values.
+-- Index: <queue>_pgq_limits_pkey. Locks: that one row (waits for it).
+-- name: stmt.limit_lock
+WITH t AS (
+    SELECT clock_timestamp() AS at
+)
+INSERT INTO {queue}_pgq_limits AS l (entrypoint, concurrency_limit, rate,
+                                     burst, tokens, refilled, updated)
+SELECT $1::text, $2::int, $3::float8, $4::float8, $4::float8, t.at, t.at
+FROM t
+ON CONFLICT (entrypoint) DO UPDATE
+SET concurrency_limit = EXCLUDED.concurrency_limit,
+    rate = EXCLUDED.rate,
+    burst = EXCLUDED.burst,
+    tokens = least(EXCLUDED.burst,
+                   l.tokens + EXCLUDED.rate * greatest(0, extract(epoch FROM
+                       EXCLUDED.refilled - l.refilled))::float8),
+    refilled = greatest(l.refilled, EXCLUDED.refilled),
+    updated = EXCLUDED.updated
+RETURNING l.tokens;
+
+-- CLAIM_LIMITED
+-- $1 text entrypoint, $2 int most jobs to claim, $3 int concurrency_limit
+-- (0 = none), $4 float8 rate (0 = none), $5 int 1 when the caller brings a
+-- reserved token (a ticket it was given earlier, now due) else 0, $6
+-- interval heartbeat timeout, $7 uuid owner, $8 bool the caller may be
+-- given a ticket (it holds none).
+-- Runs after LIMIT_LOCK in the same transaction. Returns one row per job
+-- claimed (id, priority, attempts, entrypoint, payload, headers,
+-- dedupe_key as CLAIM), or one row of NULLs when none, each followed by:
+-- tokens (float8, the bucket after this claim; NULL without a rate), wait
+-- (float8 seconds until the ticket given now is due; NULL = no ticket),
+-- spare (int, how many more jobs the limits would allow at once) and held
+-- (bool, an eligible job is left that only the limits hold back).
+-- slots (free concurrency slots) and paid (jobs the tokens pay for) are
+-- NULL when that limit is not set; least() skips NULLs and LIMIT NULL is
+-- no limit.
+-- Concurrency: this statement's snapshot is taken after LIMIT_LOCK got the
+-- row lock, so it sees every claim of the entrypoint committed before
+-- (each claimer held the lock until its commit): the count of picked rows
+-- is exact, and at most limit - picked queued jobs are taken. Completion,
+-- retry, hold and recovery only lower that count, so they need no part in
+-- it. A stale job (heartbeat older than $6) is re-claimed whatever the
+-- limit: it is already counted as picked, and its owner is gone, so taking
+-- it over does not add a run. Stale jobs come first.
+-- Rate: at most floor(tokens) (none below zero) + $5 jobs: a ticket pays
+-- for one job whatever the bucket holds, for its token was taken when it
+-- was given. Every job claimed (stale ones too) costs a token, the ticket
+-- paying for the first. A ticket brought
+-- back unused is refunded. When nothing could be claimed only for want of
+-- a token while an eligible job waits, and $8 allows it, the caller gets a
+-- ticket: a token reserved now (tokens may go below zero), due when the
+-- bucket has refilled to cover it. Each waiting claimer thus comes back at
+-- its own time, once, instead of all polling the bucket together.
+-- Index: <queue>_ep_prio_id_idx for the queued jobs, <queue>_updated_id_id1_idx
+-- for the picked rows (counted and stale), the limits row by its key.
+-- Locks: FOR UPDATE SKIP LOCKED on the candidate rows, as CLAIM; the
+-- limits row is already held.
+-- name: stmt.claim_limited
+WITH lim AS (
+    SELECT l.tokens
+    FROM {queue}_pgq_limits l
+    WHERE l.entrypoint = $1::text
+),
+running AS (
+    SELECT count(*)::int AS n
+    FROM {queue} q
+    WHERE q.status = 'picked' AND q.entrypoint = $1::text
+),
+allowed AS (
+    SELECT CASE WHEN $3::int > 0 THEN greatest(0, $3::int - r.n)
+           END AS slots,
+           CASE WHEN $4::float8 > 0
+                THEN greatest(0, floor(coalesce((SELECT tokens FROM lim),
+                                                0)))::int + $5::int
+           END AS paid
+    FROM running r
+),
+queued AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'queued'
+      AND q.entrypoint = $1::text
+      AND q.execute_after <= statement_timestamp()
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT (SELECT least($2::int, a.slots, a.paid) FROM allowed a)
+    FOR UPDATE SKIP LOCKED
+),
+stale AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'picked'
+      AND q.entrypoint = $1::text
+      AND q.heartbeat < statement_timestamp() - $6::interval
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT $2::int
+    FOR UPDATE SKIP LOCKED
+),
+chosen AS (
+    SELECT c.id
+    FROM (SELECT id, priority, 0 AS kind FROM stale
+          UNION ALL
+          SELECT id, priority, 1 AS kind FROM queued) c
+    ORDER BY c.kind, c.priority DESC, c.id ASC
+    LIMIT $2::int
+),
+claimed AS (
+    UPDATE {queue} q
+    SET status = 'picked',
+        updated = now(),
+        heartbeat = now(),
+        queue_manager_id = $7::uuid
+    FROM chosen c
+    WHERE q.id = c.id
+    RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
+              q.headers, q.dedupe_key
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'picked', priority, entrypoint FROM claimed
+),
+counted AS (
+    SELECT count(*)::int AS n FROM claimed
+),
+left_over AS (
+    SELECT EXISTS (SELECT 1 FROM {queue} q
+                   WHERE q.status = 'queued'
+                     AND q.entrypoint = $1::text
+                     AND q.execute_after <= statement_timestamp()
+                     AND q.id NOT IN (SELECT id FROM chosen)) AS waiting
+),
+ticket AS (
+    SELECT $4::float8 > 0 AND $8::bool AND $5::int = 0
+           AND (SELECT n FROM counted) = 0
+           AND a.paid = 0 AND coalesce(a.slots, 1) > 0
+           AND (SELECT waiting FROM left_over)
+           AS take
+    FROM allowed a
+),
+spent AS (
+    UPDATE {queue}_pgq_limits l
+    SET tokens = l.tokens - (SELECT n FROM counted) + $5::int
+                 - CASE WHEN (SELECT take FROM ticket) THEN 1 ELSE 0 END
+    WHERE l.entrypoint = $1::text AND $4::float8 > 0
+    RETURNING l.tokens
+),
+info AS (
+    SELECT (SELECT tokens FROM spent) AS tokens,
+           CASE WHEN (SELECT take FROM ticket)
+                THEN greatest(0, -(SELECT tokens FROM spent)) / $4::float8
+           END AS wait,
+           greatest(0, (SELECT least(a.slots, a.paid) FROM allowed a)
+                       - (SELECT n FROM counted)) AS spare
+)
+SELECT c.id, c.priority, c.attempts, c.entrypoint, c.payload, c.headers,
+       c.dedupe_key, i.tokens, i.wait, i.spare,
+       i.spare = 0 AND (SELECT waiting FROM left_over) AS held
+FROM info i
+LEFT JOIN claimed c ON true
+ORDER BY c.priority DESC, c.id ASC;
+
 -- COMPLETE
 -- $1 uuid owner, $2 bigint[] ids, $3 <status>[] terminal status per id
 -- (successful, exception, canceled or deleted), $4 jsonb[] traceback per id

@@ -38,6 +38,8 @@ static const struct {
 	[SQL_SCHEDULE_REMOVE] = {"stmt.schedule_remove", "pgq_schedule_remove"},
 	[SQL_STATS] = {"stmt.stats", "pgq_stats"},
 	[SQL_PRUNE] = {"stmt.prune", "pgq_prune"},
+	[SQL_LIMIT_LOCK] = {"stmt.limit_lock", "pgq_limit_lock"},
+	[SQL_CLAIM_LIMITED] = {"stmt.claim_limited", "pgq_claim_limited"},
 };
 
 static const char *const script_prefix[SQL_SCRIPT_COUNT] = {

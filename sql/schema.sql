@@ -110,6 +110,24 @@ CREATE {unlogged_schedules}TABLE {schedules} (
     UNIQUE (expression, entrypoint)
 );
 
+-- pgq's own addition, not part of PgQueuer's layout: one row per
+-- entrypoint that has a concurrency or rate limit. A claim of such an
+-- entrypoint locks its row first, which serialises the claimers of that
+-- entrypoint (and only of it), and keeps the rate limit's token bucket in
+-- tokens/refilled. concurrency_limit, rate and burst record the settings of
+-- the last claimer, for operators; the claim itself uses its own settings.
+-- The table is as durable as the queue table. PgQueuer ignores it.
+-- name: install.limits
+CREATE {unlogged_queue}TABLE {queue}_pgq_limits (
+    entrypoint TEXT PRIMARY KEY,
+    concurrency_limit INT NOT NULL DEFAULT 0,
+    rate DOUBLE PRECISION NOT NULL DEFAULT 0,
+    burst DOUBLE PRECISION NOT NULL DEFAULT 0,
+    tokens DOUBLE PRECISION NOT NULL DEFAULT 0,
+    refilled TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
+    updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()
+);
+
 -- The notify function. A statement-level trigger sees OLD and NEW as NULL,
 -- so the UPDATE branch never fires: only INSERT, DELETE and TRUNCATE notify,
 -- once per statement. That is PgQueuer's behaviour, kept for compatibility;
@@ -156,6 +174,9 @@ DROP TABLE IF EXISTS {statistics};
 
 -- name: uninstall.schedules
 DROP TABLE IF EXISTS {schedules};
+
+-- name: uninstall.limits
+DROP TABLE IF EXISTS {queue}_pgq_limits;
 
 -- name: uninstall.function
 DROP FUNCTION IF EXISTS {function}();
@@ -336,6 +357,20 @@ CREATE TABLE IF NOT EXISTS {schedules} (
     UNIQUE (expression, entrypoint)
 );
 
+-- pgq's limits table (see install.limits); a database installed by
+-- PgQueuer gets it here. Created as a logged table: "pgq durability" can
+-- change that.
+-- name: upgrade.limits
+CREATE TABLE IF NOT EXISTS {queue}_pgq_limits (
+    entrypoint TEXT PRIMARY KEY,
+    concurrency_limit INT NOT NULL DEFAULT 0,
+    rate DOUBLE PRECISION NOT NULL DEFAULT 0,
+    burst DOUBLE PRECISION NOT NULL DEFAULT 0,
+    tokens DOUBLE PRECISION NOT NULL DEFAULT 0,
+    refilled TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
+    updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()
+);
+
 -- Early layouts used SERIAL (int4) ids; widen them only when needed,
 -- because ALTER COLUMN TYPE rewrites the table. A serial's sequence is
 -- widened too (an identity's follows its column by itself).
@@ -424,3 +459,8 @@ ALTER TABLE {statistics} SET {persistence_statistics};
 
 -- name: durability.schedules
 ALTER TABLE {schedules} SET {persistence_schedules};
+
+-- The limits table follows the queue table; it may be missing on a
+-- database installed by PgQueuer and not upgraded since.
+-- name: durability.limits
+ALTER TABLE IF EXISTS {queue}_pgq_limits SET {persistence_queue};

@@ -117,6 +117,15 @@ enum sql_stmt {
 				failed, canceled, deleted; last */
 	SQL_PRUNE,	     /* $1 interval age, $2 bool all -> log rows and
 				statistics rows deleted */
+	SQL_LIMIT_LOCK,	     /* $1 text entrypoint, $2 int concurrency_limit, $3
+				float8 rate, $4 float8 burst -> tokens; locks the
+				entrypoint's limits row until the commit */
+	SQL_CLAIM_LIMITED,   /* after SQL_LIMIT_LOCK: $1 text entrypoint, $2 int
+				most jobs, $3 int concurrency_limit, $4 float8
+				rate, $5 int ticket brought (0/1), $6 interval
+				stale, $7 uuid owner, $8 bool may get a ticket
+				-> the SQL_CLAIM columns (NULLs when none),
+				tokens, wait, spare, held */
 	SQL_STMT_COUNT
 };
 

@@ -28,12 +28,21 @@
 /* Reconnect and retry backoff after a database error. */
 #define CONSUMER_BACKOFF_BASE_MS 100
 #define CONSUMER_BACKOFF_CAP_MS	 10000
+/* Largest requests_per_second and burst. */
+#define CONSUMER_RATE_MAX 1e6
+/* Drain mode: first and longest delay before looking again at jobs that
+ * only the limits hold back (there are no notifications to wait for). */
+#define CONSUMER_HELD_RETRY_MIN_MS 10
+#define CONSUMER_HELD_RETRY_MAX_MS 1000
 
 struct consumer_ep {
 	char *name;
 	struct handler *h;
 	struct pgq_entrypoint_options opt;
-	double retry_jitter; /* share of the delay, 0..1 (daemon only) */
+	double retry_jitter;	/* share of the delay, 0..1 (daemon only) */
+	bool limited;		/* a concurrency or rate limit applies */
+	bool ticket;		/* holds a token a claim reserved for it */
+	uint64_t ticket_due_ms; /* when that token may be spent (monotonic) */
 };
 
 /* One claimed job and the storage its struct pgq_job points into. */
@@ -69,7 +78,8 @@ struct pgq_consumer {
 	struct ev_loop *loop;
 	struct consumer_ep *eps;
 	size_t neps;
-	char *ep_array; /* text[] literal of the entrypoint names */
+	char *ep_array; /* text[] literal of the names without limits */
+	size_t nfree;	/* entrypoints without limits */
 	char qmid[UUID_STR_LEN];
 	struct pgq_consumer_options opt;
 	struct consumer_hooks hooks;
@@ -83,6 +93,13 @@ struct pgq_consumer {
 	bool in_start;	       /* inside a handler's start */
 	bool abort_requested;  /* the running job was aborted for a stop */
 	uint64_t heartbeat_ms; /* when our jobs' heartbeat was last set */
+	/* limited entrypoints (concurrency_limit, requests_per_second) */
+	size_t limit_next;	 /* the limited entrypoint claimed first */
+	bool claim_help;	 /* the last claim left work for one more */
+	bool limit_held;	 /* ... and jobs only the limits hold back */
+	bool flush_soon;	 /* a limited job ended: record it at once */
+	uint64_t limit_retry_ms; /* drain: delay before looking again */
+	ev_timer limit_w;	 /* a ticket falls due, or drain looks again */
 	struct outcome_list complete, retry, hold;
 
 	bool want_claim; /* there may be work: claim (again) */
@@ -627,35 +644,27 @@ consumer_claim_limit(const struct pgq_consumer *c)
 	return n;
 }
 
-/* Claims a batch; returns the number of jobs or -1. */
-static int
-consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
+/*
+ * Appends the jobs of a claim result to the batch (growing it as needed);
+ * rows whose id is NULL (a limited claim that took nothing) are skipped.
+ */
+static void
+consumer_take_rows(struct pgq_consumer *c, PGresult *res, size_t *cap)
 {
-	char limit[16], timeout[48];
-	const char *values[4];
-	PGresult *res;
-	int n;
+	int n = PQntuples(res);
 
-	snprintf(limit, sizeof(limit), "%llu",
-		 (unsigned long long)consumer_claim_limit(c));
-	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
-		 (unsigned long long)c->opt.heartbeat_timeout_ms);
-	values[0] = c->ep_array;
-	values[1] = limit;
-	values[2] = timeout;
-	values[3] = c->qmid;
-	res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL, NULL, err);
-	if (res == NULL)
-		return -1;
-	c->heartbeat_ms = clock_mono_ms();
-	n = PQntuples(res);
-	c->batch = xcalloc(n > 0 ? (size_t)n : 1, sizeof(*c->batch));
-	c->nbatch = 0;
-	c->next = 0;
 	for (int row = 0; row < n; row++) {
-		struct consumer_job *j = &c->batch[c->nbatch];
+		struct consumer_job *j;
 		size_t len = 0;
 
+		if (PQgetisnull(res, row, 0))
+			continue;
+		if (c->nbatch == *cap) {
+			*cap = *cap == 0 ? 16 : 2 * *cap;
+			c->batch = xrealloc(c->batch, *cap, sizeof(*c->batch));
+		}
+		j = &c->batch[c->nbatch];
+		memset(j, 0, sizeof(*j));
 		j->entrypoint = xstrdup(PQgetvalue(res, row, 3));
 		j->ep = consumer_find_ep(c, j->entrypoint);
 		if (!PQgetisnull(res, row, 4)) {
@@ -689,9 +698,267 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 			j->canceled = true;
 		}
 	}
+}
+
+/* The bucket size: burst, or the rate rounded up. */
+static double
+consumer_burst(const struct pgq_entrypoint_options *o)
+{
+	if (o->burst >= 1.0)
+		return o->burst;
+	return o->requests_per_second > 0.0 ? ceil(o->requests_per_second)
+					    : 0.0;
+}
+
+/* Ends a limited claim's transaction after an error. */
+static void
+consumer_rollback(struct pgq_consumer *c)
+{
+	PGresult *r = PQexec(c->q->conn, "ROLLBACK");
+
+	/* A failure here means the connection is gone: the reconnect ends
+	 * the transaction. */
+	PQclear(r);
+}
+
+/* Explains a missing limits table: the database was installed by PgQueuer
+ * (or an older pgq) and not upgraded since. */
+static void
+consumer_limits_missing(const struct pgq_consumer *c,
+			const struct consumer_ep *ep, struct pgq_error *err)
+{
+	if (err->klass != PGQ_ERR_UNDEFINED_TABLE)
+		return;
+	driver_error_set(err, PGQ_ERR_UNDEFINED_TABLE,
+			 "entrypoint %s has limits but table %s_pgq_limits "
+			 "is missing: run pgq upgrade",
+			 ep->name, c->q->names.queue);
+	driver_error_hint(err, "pgq upgrade adds the table pgq needs for "
+			       "concurrency and rate limits to a queue "
+			       "installed by PgQueuer");
+}
+
+/*
+ * Claims up to room jobs of limited entrypoint ep in a transaction of its
+ * own: LIMIT_LOCK takes the entrypoint's row lock and refills its bucket,
+ * CLAIM_LIMITED (a new statement, so a snapshot taken after the lock) takes
+ * what the limits allow, and may hand out a ticket. Returns the jobs added
+ * to the batch, or -1 with err.
+ */
+static int
+consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
+		       uint64_t room, size_t *cap, struct pgq_error *err)
+{
+	const struct pgq_entrypoint_options *o = &ep->opt;
+	char climit[16], rate[40], burst[40], most[24], timeout[48];
+	const char *values[8];
+	bool bring = ep->ticket && clock_mono_ms() >= ep->ticket_due_ms;
+	bool rated = o->requests_per_second > 0.0;
+	size_t before = c->nbatch;
+	PGresult *res;
+	double tokens;
+	long spare;
+
+	/*
+	 * One job at a time per worker: a second one would keep a slot
+	 * taken while it waits its turn behind the first.
+	 */
+	if (o->concurrency_limit > 0)
+		room = 1;
+	snprintf(climit, sizeof(climit), "%d", (int)o->concurrency_limit);
+	snprintf(rate, sizeof(rate), "%.17g", o->requests_per_second);
+	snprintf(burst, sizeof(burst), "%.17g", consumer_burst(o));
+	snprintf(most, sizeof(most), "%llu", (unsigned long long)room);
+	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
+		 (unsigned long long)c->opt.heartbeat_timeout_ms);
+	if (driver_exec_simple(c->q->conn, "BEGIN", err) == -1)
+		return -1;
+	values[0] = ep->name;
+	values[1] = climit;
+	values[2] = rate;
+	values[3] = burst;
+	res = pgq_int_exec(c->q, SQL_LIMIT_LOCK, 4, values, NULL, NULL, err);
+	if (res == NULL)
+		goto fail;
+	tokens = strtod(PQgetvalue(res, 0, 0), NULL);
 	PQclear(res);
-	consumer_log(c, LOG_LEVEL_DEBUG, "claimed %d jobs", n);
-	return n;
+	if (rated && tokens < 1.0 && ep->ticket && !bring) {
+		/* Nothing to pay with, and our turn is booked already. */
+		consumer_rollback(c);
+		return 0;
+	}
+	values[1] = most;
+	values[2] = climit;
+	values[3] = rate;
+	values[4] = bring ? "1" : "0";
+	values[5] = timeout;
+	values[6] = c->qmid;
+	values[7] = ep->ticket ? "false" : "true";
+	res = pgq_int_exec(c->q, SQL_CLAIM_LIMITED, 8, values, NULL, NULL, err);
+	if (res == NULL)
+		goto fail;
+	if (driver_exec_simple(c->q->conn, "COMMIT", err) == -1) {
+		PQclear(res);
+		return -1;
+	}
+	if (bring)
+		ep->ticket = false;
+	consumer_take_rows(c, res, cap);
+	spare = strtol(PQgetvalue(res, 0, 9), NULL, 10);
+	if (c->nbatch > before && spare > 0)
+		c->claim_help = true;
+	if (strcmp(PQgetvalue(res, 0, 10), "t") == 0)
+		c->limit_held = true;
+	if (!PQgetisnull(res, 0, 8)) {
+		double wait_s = strtod(PQgetvalue(res, 0, 8), NULL);
+
+		ep->ticket = true;
+		ep->ticket_due_ms =
+			clock_mono_ms() + (uint64_t)ceil(wait_s * 1000.0);
+	}
+	consumer_log(c, LOG_LEVEL_DEBUG,
+		     "limited claim entrypoint=%s jobs=%zu tokens=%s spare=%ld "
+		     "ticket=%s",
+		     ep->name, c->nbatch - before,
+		     PQgetisnull(res, 0, 7) ? "-" : PQgetvalue(res, 0, 7),
+		     spare,
+		     PQgetisnull(res, 0, 8) ? "-" : PQgetvalue(res, 0, 8));
+	PQclear(res);
+	return (int)(c->nbatch - before);
+fail:
+	consumer_limits_missing(c, ep, err);
+	consumer_rollback(c);
+	return -1;
+}
+
+/*
+ * Claims a batch; returns the number of jobs or -1. Limited entrypoints go
+ * first, each in a transaction of its own, starting with another one each
+ * time so that none starves: their jobs run first in the batch and hold a
+ * slot as briefly as possible. The others share one CLAIM statement (the
+ * fast path: no lock, no transaction).
+ */
+static int
+consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
+{
+	uint64_t room = consumer_claim_limit(c);
+	char limit[24], timeout[48];
+	const char *values[4];
+	size_t cap = room > 0 ? (size_t)room : 1;
+	PGresult *res;
+	int rc = 0;
+
+	c->claim_help = false;
+	c->limit_held = false;
+	c->batch = xcalloc(cap, sizeof(*c->batch));
+	c->nbatch = 0;
+	c->next = 0;
+	for (size_t k = 0; k < c->neps && c->nbatch < room; k++) {
+		struct consumer_ep *ep = &c->eps[(c->limit_next + k) % c->neps];
+
+		if (!ep->limited)
+			continue;
+		if (consumer_claim_limited(c, ep, room - c->nbatch, &cap,
+					   err) == -1) {
+			rc = -1;
+			break;
+		}
+	}
+	c->limit_next++;
+	if (rc == 0 && c->nfree > 0 && c->nbatch < room) {
+		snprintf(limit, sizeof(limit), "%llu",
+			 (unsigned long long)(room - c->nbatch));
+		snprintf(timeout, sizeof(timeout), "%llu milliseconds",
+			 (unsigned long long)c->opt.heartbeat_timeout_ms);
+		values[0] = c->ep_array;
+		values[1] = limit;
+		values[2] = timeout;
+		values[3] = c->qmid;
+		res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL, NULL, err);
+		if (res == NULL) {
+			rc = -1;
+		} else {
+			if (PQntuples(res) > 0)
+				c->claim_help = true;
+			consumer_take_rows(c, res, &cap);
+			PQclear(res);
+		}
+	}
+	c->heartbeat_ms = clock_mono_ms();
+	if (rc == -1 && c->nbatch == 0)
+		return -1;
+	if (rc == -1)
+		/* Run what we have; the next claim meets the error again. */
+		consumer_log(c, LOG_LEVEL_WARN,
+			     "claim failed after %zu jobs were claimed: %s",
+			     c->nbatch, err->message);
+	consumer_log(c, LOG_LEVEL_DEBUG, "claimed %zu jobs", c->nbatch);
+	return (int)c->nbatch;
+}
+
+static void consumer_db_error(struct pgq_consumer *c, const char *what,
+			      const struct pgq_error *err);
+
+/*
+ * A limited job ended while more of the batch waits: record it now, so that
+ * its slot is free while we run the rest, and let one more worker look for
+ * it. Returns -1 when the write failed (backing off).
+ */
+static int
+consumer_flush_limited(struct pgq_consumer *c)
+{
+	struct pgq_error err;
+
+	if (consumer_flush(c, &err) == -1) {
+		consumer_db_error(c, "cannot record outcomes", &err);
+		return -1;
+	}
+	c->flush_soon = false;
+	if (c->hooks.found_work != NULL)
+		c->hooks.found_work(c->hooks.arg);
+	return 0;
+}
+
+/*
+ * Arms limit_w for the earliest ticket, and in drain mode (which has no
+ * notifications to wait for) for another look at jobs that only the limits
+ * hold back, backing off. Returns true when armed.
+ */
+static bool
+consumer_limit_arm(struct pgq_consumer *c)
+{
+	uint64_t now = clock_mono_ms(), due = UINT64_MAX;
+
+	for (size_t i = 0; i < c->neps; i++)
+		if (c->eps[i].ticket && c->eps[i].ticket_due_ms < due)
+			due = c->eps[i].ticket_due_ms;
+	if (c->drain && c->limit_held) {
+		if (c->limit_retry_ms == 0)
+			c->limit_retry_ms = CONSUMER_HELD_RETRY_MIN_MS;
+		else if (c->limit_retry_ms < CONSUMER_HELD_RETRY_MAX_MS)
+			c->limit_retry_ms *= 2;
+		if (now + c->limit_retry_ms < due)
+			due = now + c->limit_retry_ms;
+	} else {
+		c->limit_retry_ms = 0;
+	}
+	if (c->loop == NULL)
+		return false;
+	ev_timer_stop(c->loop, &c->limit_w);
+	if (due == UINT64_MAX)
+		return false;
+	ev_timer_set(&c->limit_w,
+		     due > now ? (double)(due - now) / 1000.0 : 0.0, 0.0);
+	ev_timer_start(c->loop, &c->limit_w);
+	return true;
+}
+
+static void
+consumer_limit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	consumer_wake(w->data);
 }
 
 /*
@@ -844,6 +1111,8 @@ consumer_job_done(const struct handler_result *r, void *arg)
 	enum pgq_outcome outcome;
 
 	outcome = consumer_record(c, j, r);
+	if (j->ep->limited)
+		c->flush_soon = true;
 	c->running = NULL;
 	c->processed++;
 	consumer_log(c, LOG_LEVEL_DEBUG, "job=%lld entrypoint=%s ended: %s%s%s",
@@ -966,6 +1235,8 @@ consumer_step(struct pgq_consumer *c)
 			return;
 		}
 		if (c->next < c->nbatch) {
+			if (c->flush_soon && consumer_flush_limited(c) == -1)
+				return;
 			consumer_run_next(c);
 			continue;
 		}
@@ -974,6 +1245,7 @@ consumer_step(struct pgq_consumer *c)
 			consumer_db_error(c, "cannot record outcomes", &err);
 			return;
 		}
+		c->flush_soon = false;
 		if (c->max_jobs > 0 && c->processed >= c->max_jobs)
 			c->retiring = true;
 		if (c->retiring) {
@@ -1001,14 +1273,15 @@ consumer_step(struct pgq_consumer *c)
 			consumer_read_notifies(c);
 		if (n > 0) {
 			c->want_claim = true;
-			if (!c->more_sent) {
+			if (!c->more_sent && c->claim_help) {
 				c->more_sent = true;
 				if (c->hooks.found_work != NULL)
 					c->hooks.found_work(c->hooks.arg);
 			}
-		} else if (c->drain) {
-			c->stop = CONSUMER_GRACEFUL;
 		}
+		/* A ticket or (drain) jobs held back bring us back later. */
+		if (!consumer_limit_arm(c) && n == 0 && c->drain)
+			c->stop = CONSUMER_GRACEFUL;
 	}
 }
 
@@ -1099,6 +1372,8 @@ consumer_new(struct pgq *q, void *resources, const char *queue_manager_id,
 	c->notify_w.data = c;
 	ev_timer_init(&c->poll_w, consumer_poll_cb, 0., 0.);
 	c->poll_w.data = c;
+	ev_timer_init(&c->limit_w, consumer_limit_cb, 0., 0.);
+	c->limit_w.data = c;
 	return c;
 }
 
@@ -1116,6 +1391,28 @@ entrypoint_options_valid(const struct pgq_entrypoint_options *o,
 		driver_error_set(err, PGQ_ERR_INVALID,
 				 "retry_backoff must be a number >= 1, got %g",
 				 o->retry_backoff);
+		return false;
+	}
+	if (o->concurrency_limit < 0) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "concurrency_limit must be >= 0, got %d",
+				 (int)o->concurrency_limit);
+		return false;
+	}
+	if (!(o->requests_per_second >= 0.0) ||
+	    !(o->requests_per_second <= CONSUMER_RATE_MAX)) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "requests_per_second must be 0 (none) up to "
+				 "%g, got %g",
+				 CONSUMER_RATE_MAX, o->requests_per_second);
+		return false;
+	}
+	if (!(o->burst == 0.0 ||
+	      (o->burst >= 1.0 && o->burst <= CONSUMER_RATE_MAX))) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "burst must be 0 (the rate, rounded up) or "
+				 "1 up to %g, got %g",
+				 CONSUMER_RATE_MAX, o->burst);
 		return false;
 	}
 	return true;
@@ -1155,12 +1452,19 @@ consumer_add(struct pgq_consumer *c, const char *entrypoint, struct handler *h,
 	c->eps[c->neps].name = xstrdup(entrypoint);
 	c->eps[c->neps].h = h;
 	c->eps[c->neps].opt = o;
+	c->eps[c->neps].retry_jitter = 0.0;
+	c->eps[c->neps].limited =
+		o.concurrency_limit > 0 || o.requests_per_second > 0.0;
+	c->eps[c->neps].ticket = false;
 	c->neps++;
+	/* Limited entrypoints are claimed on their own (claim_limited). */
 	names = xcalloc(c->neps, sizeof(*names));
+	c->nfree = 0;
 	for (size_t i = 0; i < c->neps; i++)
-		names[i] = c->eps[i].name;
+		if (!c->eps[i].limited)
+			names[c->nfree++] = c->eps[i].name;
 	free(c->ep_array);
-	c->ep_array = array_literal(names, c->neps);
+	c->ep_array = array_literal(names, c->nfree);
 	free(names);
 	return 0;
 fail:
@@ -1209,6 +1513,7 @@ consumer_detach(struct pgq_consumer *c)
 	ev_async_stop(c->loop, &c->stop_w);
 	ev_io_stop(c->loop, &c->notify_w);
 	ev_timer_stop(c->loop, &c->poll_w);
+	ev_timer_stop(c->loop, &c->limit_w);
 	c->in_backoff = false;
 	c->loop = NULL;
 }
@@ -1470,6 +1775,10 @@ out:
 	c->running = NULL;
 	c->drain = false;
 	c->stop_flag = 0;
+	/* A ticket's token is lost with the loop: its timer is gone. */
+	for (size_t i = 0; i < c->neps; i++)
+		c->eps[i].ticket = false;
+	c->limit_retry_ms = 0;
 	return rc;
 }
 

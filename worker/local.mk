@@ -18,3 +18,17 @@ tests_db_test_consumer_CFLAGS = $(TEST_CFLAGS) \
 tests_db_test_consumer_LDADD = $(TEST_LIBS)
 EXTRA_tests_db_test_consumer_DEPENDENCIES = examples/handler_module.la
 endif
+
+# Concurrency and rate limits: the claim statements and libpgq consumers on
+# a database, then two pgq-master processes sharing one queue.
+if HAVE_CRITERION
+check_PROGRAMS += tests/db/test_limits tests/daemon/test_limits
+TESTS += tests/db/test_limits tests/daemon/test_limits
+tests_db_test_limits_SOURCES = tests/db/test_limits.c
+tests_db_test_limits_CFLAGS = $(TEST_CFLAGS)
+tests_db_test_limits_LDADD = $(TEST_LIBS)
+tests_daemon_test_limits_SOURCES = tests/daemon/test_limits.c
+tests_daemon_test_limits_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_limits_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_limits_DEPENDENCIES = pgq-master$(EXEEXT)
+endif

@@ -449,6 +449,9 @@ worker_consumer(struct worker *w)
 		o.retry_backoff = ep->retry_backoff;
 		o.retry_max_delay_ms = ep->retry_max_delay_ms;
 		o.hold_on_failure = ep->on_failure == CONF_ON_FAILURE_HOLD;
+		o.concurrency_limit = (int32_t)ep->concurrency_limit;
+		o.requests_per_second = ep->requests_per_second;
+		o.burst = (double)ep->burst;
 		w->handlers[i] = NULL;
 		if (consumer_add_handler(w->c, ep->name, h, &o) == -1)
 			return -1;

@@ -354,15 +354,36 @@ Test(schema, install_gives_pgqueuer_catalog_exactly, .timeout = 60)
 			   "coalesce(column_default, '-'), "
 			   "is_identity) FROM information_schema.columns "
 			   "WHERE table_schema = 'public' "
+			   "AND table_name <> 'pgqueuer_pgq_limits' "
 			   "ORDER BY table_name, ordinal_position");
 	cr_expect_str_eq(got, expected_columns);
 	free(got);
 
 	got = rows_text(c, "SELECT indexname || ': ' || indexdef "
 			   "FROM pg_indexes WHERE schemaname = 'public' "
+			   "AND tablename <> 'pgqueuer_pgq_limits' "
 			   "ORDER BY indexname");
 	cr_expect_str_eq(got, expected_indexes);
 	free(got);
+
+	/* pgq's one addition: the limits table, keyed by entrypoint. */
+	got = rows_text(c, "SELECT concat_ws(' ', column_name, data_type, "
+			   "is_nullable, coalesce(column_default, '-')) "
+			   "FROM information_schema.columns WHERE "
+			   "table_name = 'pgqueuer_pgq_limits' "
+			   "ORDER BY ordinal_position");
+	cr_expect_str_eq(got, "entrypoint text NO -\n"
+			      "concurrency_limit integer NO 0\n"
+			      "rate double precision NO 0\n"
+			      "burst double precision NO 0\n"
+			      "tokens double precision NO 0\n"
+			      "refilled timestamp with time zone NO now()\n"
+			      "updated timestamp with time zone NO now()\n");
+	free(got);
+	cr_expect_str_eq(harness_text(c, "SELECT string_agg(indexname, ',') "
+					 "FROM pg_indexes WHERE tablename = "
+					 "'pgqueuer_pgq_limits'"),
+			 "pgqueuer_pgq_limits_pkey");
 
 	cr_expect_str_eq(
 		harness_text(c, "SELECT string_agg(enumlabel, ',' ORDER BY "
@@ -396,8 +417,8 @@ Test(schema, install_gives_pgqueuer_catalog_exactly, .timeout = 60)
 			     "p.oid = 'fn_pgqueuer_changed()'::regprocedure"),
 		"plpgsql trigger");
 
-	/* Four tables, all logged, and nothing else but their indexes and
-	 * sequences. */
+	/* PgQueuer's four tables and pgq's limits table, all logged, and
+	 * nothing else but their indexes and sequences. */
 	cr_expect_str_eq(
 		harness_text(
 			c,
@@ -405,8 +426,8 @@ Test(schema, install_gives_pgqueuer_catalog_exactly, .timeout = 60)
 			"relpersistence::text, ',' ORDER BY relname) FROM "
 			"pg_class WHERE relnamespace = 'public'::regnamespace "
 			"AND relkind = 'r'"),
-		"pgqueuer:p,pgqueuer_log:p,pgqueuer_schedules:p,"
-		"pgqueuer_statistics:p");
+		"pgqueuer:p,pgqueuer_log:p,pgqueuer_pgq_limits:p,"
+		"pgqueuer_schedules:p,pgqueuer_statistics:p");
 	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pg_constraint "
 				       "WHERE contype = 'f'"),
 		     0, "no foreign key");
@@ -473,9 +494,10 @@ Test(schema, install_into_schema_keeps_public_empty, .timeout = 60)
 	in_jobs = harness_scalar(c, "SELECT count(*) FROM pg_class WHERE "
 				    "relnamespace = 'jobs'::regnamespace");
 	/* 4 tables; 6 + 4 + 1 indexes, 4 primary keys, 1 unique
-	 * constraint; 3 serial and 1 identity sequences */
-	cr_expect_eq(in_jobs, 4 + 16 + 4, "tables, indexes, sequences: %lld",
-		     in_jobs);
+	 * constraint; 3 serial and 1 identity sequences; pgq's limits table
+	 * and its primary key */
+	cr_expect_eq(in_jobs, 4 + 16 + 4 + 2,
+		     "tables, indexes, sequences: %lld", in_jobs);
 	cr_expect_eq(
 		harness_scalar(c, "SELECT count(*) FROM pg_proc WHERE oid = "
 				  "'jobs.fn_pgqueuer_changed()'::regprocedure"),

@@ -401,6 +401,21 @@ static const struct bad_value bad_values[] = {
 	 "pass_env: must be environment variable names"},
 	{"entrypoint", "pass_env = HOME",
 	 "pass_env: only applies with command"},
+	{"entrypoint", "concurrency_limit = -1",
+	 "concurrency_limit: must be 0..1000000"},
+	{"entrypoint", "concurrency_limit = two",
+	 "concurrency_limit: must be 0..1000000"},
+	{"entrypoint", "requests_per_second = 0",
+	 "requests_per_second: must be greater than 0"},
+	{"entrypoint", "requests_per_second = -5",
+	 "requests_per_second: must be a number"},
+	{"entrypoint", "requests_per_second = 10/s",
+	 "requests_per_second: must be a number"},
+	{"entrypoint", "requests_per_second = 2000000",
+	 "requests_per_second: must be a number from 0 to 1000000"},
+	{"entrypoint", "burst = 0", "burst: must be 1..1000000"},
+	{"entrypoint", "burst = 5",
+	 "burst: only applies with requests_per_second"},
 };
 
 Test(conf, every_bad_value_is_reported_at_its_line)

@@ -217,18 +217,20 @@ Test(sql_names, scripts_have_labelled_steps_and_apply_durability)
 		     1);
 	sql_script_clear(&t);
 	sql_script_render(SQL_SCRIPT_INSTALL, &n, SQL_VOLATILE, &t);
-	cr_expect_eq(count_in(&t, "CREATE UNLOGGED TABLE"), 4);
+	/* PgQueuer's four tables and pgq's limits table */
+	cr_expect_eq(count_in(&t, "CREATE UNLOGGED TABLE"), 5);
 	sql_script_clear(&t);
 
 	sql_script_render(SQL_SCRIPT_DURABILITY, &n, SQL_DURABLE, &t);
-	cr_expect_eq(count_in(&t, "SET LOGGED"), 4);
+	cr_expect_eq(count_in(&t, "SET LOGGED"), 5);
 	sql_script_clear(&t);
 	sql_script_render(SQL_SCRIPT_DURABILITY, &n, SQL_BALANCED, &t);
 	cr_expect_eq(count_in(&t, "SET UNLOGGED"), 2);
-	cr_expect_eq(count_in(&t, "SET LOGGED"), 2);
+	/* the limits table follows the queue table */
+	cr_expect_eq(count_in(&t, "SET LOGGED"), 3);
 	sql_script_clear(&t);
 	sql_script_render(SQL_SCRIPT_DURABILITY, &n, SQL_VOLATILE, &t);
-	cr_expect_eq(count_in(&t, "SET UNLOGGED"), 4);
+	cr_expect_eq(count_in(&t, "SET UNLOGGED"), 5);
 	sql_script_clear(&t);
 
 	/* The trigger and index names are never schema-qualified. */
