@@ -77,9 +77,11 @@ token_show(char *out, size_t outlen, const char *s, size_t n)
 {
 	size_t i, max = outlen - 4;
 
-	for (i = 0; i < n && i < max; i++)
-		out[i] =
-			(unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	for (i = 0; i < n && i < max; i++) {
+		out[i] = s[i];
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			out[i] = '?';
+	}
 	if (i < n) {
 		memcpy(out + i, "...", 3);
 		i += 3;
@@ -517,7 +519,7 @@ cron_next(const struct cron *c, int64_t after, int64_t *next)
 			 * next hour. */
 			if (later != 0)
 				t = day * 86400 + sod / 60 * 60 +
-				    60 * __builtin_ctzll(later);
+				    INT64_C(60) * __builtin_ctzll(later);
 			else
 				t = day * 86400 + (sod / 3600 + 1) * 3600;
 			continue;
