@@ -710,6 +710,28 @@ Test(control, a_command_runs_as_its_user)
 					  "nobody\n");
 }
 
+Test(control, a_command_runs_with_its_group_alone)
+{
+	char sections[1024], dir[600];
+	long long job;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root to switch groups");
+	snprintf(dir, sizeof(dir), "%s/out", d.dir);
+	cr_assert(mkdir(dir, 0777) == 0 && chmod(dir, 01777) == 0);
+	snprintf(sections, sizeof(sections),
+		 "[entrypoint grp]\ncommand = /bin/sh -c 'echo $(id -u) "
+		 "$(id -g) $(id -G) > %s/id'\ngroup = 65534\n",
+		 dir);
+	suite_start(1, "", sections);
+	job = hd_enqueue(db, "grp", NULL, 1, 0);
+	cr_assert(wait_rows(job, "successful", 1, T_EVENT_MS), "%s",
+		  hd_read_log(&d));
+	snprintf(sections, sizeof(sections), "%s/id", dir);
+	/* Still root, in that group only. */
+	cr_expect_str_eq(slurp(sections), "0 65534 65534\n");
+}
+
 /* ---- recycling ---- */
 
 Test(control, a_worker_is_recycled_after_max_jobs_per_worker)
