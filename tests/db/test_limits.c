@@ -750,6 +750,9 @@ Test(limits, a_queue_without_the_table_says_to_run_pgq_upgrade)
 	cr_expect_eq(sql_verify(c, &names, true, &report, &err), 0, "%s",
 		     report);
 	free(report);
+	/* Changing the durability does not need it either. */
+	cr_expect_eq(sql_set_durability(c, &names, SQL_BALANCED, &err), 0, "%s",
+		     err.message);
 	add_jobs(c, "lim", 3);
 	memset(&r, 0, sizeof(r));
 	atomic_store(&ran, 0);
@@ -762,6 +765,9 @@ Test(limits, a_queue_without_the_table_says_to_run_pgq_upgrade)
 	cr_expect_eq(atomic_load(&ran), 0);
 
 	cr_assert_eq(sql_upgrade(c, &names, &err), 0, "%s", err.message);
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pg_class WHERE "
+				       "relname = 'pgqueuer_pgq_limits'"),
+		     1);
 	cr_expect_eq(sql_verify(c, &names, true, &report, &err), 0, "%s",
 		     report);
 	free(report);
