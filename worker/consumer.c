@@ -96,6 +96,7 @@ struct pgq_consumer {
 	/* limited entrypoints (concurrency_limit, requests_per_second) */
 	size_t limit_next;	 /* the limited entrypoint claimed first */
 	bool claim_help;	 /* the last claim left work for one more */
+	bool yield;		 /* go back to the loop before claiming again */
 	bool limit_held;	 /* ... and jobs only the limits hold back */
 	bool flush_soon;	 /* a limited job ended: record it at once */
 	uint64_t limit_retry_ms; /* drain: delay before looking again */
@@ -878,7 +879,10 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 		if (res == NULL) {
 			rc = -1;
 		} else {
-			if (PQntuples(res) > 0)
+			/* Only a full claim suggests more is waiting: a
+			 * partial one took all there was, and a chain wake
+			 * would only cost another worker an empty claim. */
+			if ((uint64_t)PQntuples(res) >= room - c->nbatch)
 				c->claim_help = true;
 			consumer_take_rows(c, res, &cap);
 			PQclear(res);
@@ -1260,6 +1264,16 @@ consumer_step(struct pgq_consumer *c)
 			}
 			return;
 		}
+		/*
+		 * Between batches, let the loop read the channel: a
+		 * shutdown, fast stop or cancel must not wait until the
+		 * whole backlog is drained.
+		 */
+		if (c->yield) {
+			c->yield = false;
+			consumer_kick(c);
+			return;
+		}
 		/* A notification read during the claim sets it again. */
 		c->want_claim = false;
 		n = consumer_claim(c, &err);
@@ -1273,6 +1287,7 @@ consumer_step(struct pgq_consumer *c)
 			consumer_read_notifies(c);
 		if (n > 0) {
 			c->want_claim = true;
+			c->yield = true;
 			if (!c->more_sent && c->claim_help) {
 				c->more_sent = true;
 				if (c->hooks.found_work != NULL)

@@ -845,6 +845,34 @@ Test(worker, speaks_the_channel_protocol)
 	pgq_free(p);
 }
 
+/*
+ * A shutdown must not wait for the backlog: the worker goes back to its loop
+ * between batches, reads the channel and stops claiming.
+ */
+Test(worker, shutdown_with_a_deep_backlog_stops_claiming)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER);
+	struct child ch = worker_start("[entrypoint w_noop]\nbuiltin = noop\n");
+	int64_t *ids = xcalloc(20000, sizeof(*ids));
+	PGconn *db = pgq_conn(p);
+
+	expect_msg(&ch, CHAN_HELLO, 10000);
+	enqueue(p, "w_noop", NULL, 20000, 0, ids);
+	send_msg(&ch, CHAN_WAKE, 0);
+	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
+	expect_msg(&ch, CHAN_JOB_START, 5000);
+	send_msg(&ch, CHAN_SHUTDOWN, 0);
+	cr_expect_eq(worker_wait(&ch, 10000), 0);
+	cr_expect_gt(scalar(db, "select count(*) from pgqueuer where status = "
+				"'queued'"),
+		     10000, "the worker drained the backlog before stopping");
+	cr_expect_eq(scalar(db, "select count(*) from pgqueuer where status = "
+				"'picked'"),
+		     0);
+	free(ids);
+	pgq_free(p);
+}
+
 Test(worker, graceful_shutdown_finishes_the_running_job)
 {
 	struct pgq *p = open_q(PGQ_ROLE_PRODUCER);
@@ -857,7 +885,7 @@ Test(worker, graceful_shutdown_finishes_the_running_job)
 	expect_msg(&ch, CHAN_HELLO, 10000);
 	enqueue(p, "w_sleep", "300ms", 3, 0, ids);
 	send_msg(&ch, CHAN_WAKE, 0);
-	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
+	/* A claim that took all there was asks for no chain wake. */
 	m = expect_msg(&ch, CHAN_JOB_START, 5000);
 	cr_expect_eq(m.a, ids[0]);
 	send_msg(&ch, CHAN_SHUTDOWN, 0);
@@ -891,7 +919,7 @@ Test(worker, fast_shutdown_returns_the_running_job)
 	expect_msg(&ch, CHAN_HELLO, 10000);
 	enqueue(p, "w_cmd", NULL, 1, 0, &id);
 	send_msg(&ch, CHAN_WAKE, 0);
-	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
+	/* A claim that took all there was asks for no chain wake. */
 	m = expect_msg(&ch, CHAN_JOB_START, 5000);
 	cr_expect_eq(m.a, id);
 	t0 = clock_mono_ms();
@@ -921,7 +949,7 @@ Test(worker, cancel_stops_the_running_job)
 	expect_msg(&ch, CHAN_HELLO, 10000);
 	enqueue(p, "w_long", "60s", 1, 0, &id);
 	send_msg(&ch, CHAN_WAKE, 0);
-	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
+	/* A claim that took all there was asks for no chain wake. */
 	expect_msg(&ch, CHAN_JOB_START, 5000);
 	send_msg(&ch, CHAN_CANCEL, id);
 	m = expect_msg(&ch, CHAN_JOB_END, 5000);
@@ -996,7 +1024,6 @@ Test(worker, survives_a_terminated_backend)
 	send_msg(&ch, CHAN_WAKE, 0);
 	m = expect_msg(&ch, CHAN_HELLO, 10000);
 	cr_expect_neq(m.a, old_pid);
-	expect_msg(&ch, CHAN_WAKE_MORE, 5000);
 	for (;;) {
 		m = next_msg(&ch, 5000);
 		if (m.type == CHAN_IDLE)
