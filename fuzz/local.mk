@@ -16,4 +16,11 @@ noinst_PROGRAMS += fuzz/fuzz_cron
 fuzz_fuzz_cron_SOURCES = fuzz/fuzz_cron.c
 fuzz_fuzz_cron_LDADD = $(FUZZ_LIBS)
 fuzz_fuzz_cron_LDFLAGS = $(FUZZ_LINK)
+noinst_PROGRAMS += fuzz/fuzz_conf fuzz/fuzz_notify
+fuzz_fuzz_conf_SOURCES = fuzz/fuzz_conf.c
+fuzz_fuzz_conf_LDADD = $(FUZZ_LIBS)
+fuzz_fuzz_conf_LDFLAGS = $(FUZZ_LINK)
+fuzz_fuzz_notify_SOURCES = fuzz/fuzz_notify.c
+fuzz_fuzz_notify_LDADD = $(FUZZ_LIBS)
+fuzz_fuzz_notify_LDFLAGS = $(FUZZ_LINK)
 endif
