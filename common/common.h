@@ -63,6 +63,18 @@ int fd_set_nonblock(int fd) PGQ_WUR;
 /* Closes every descriptor >= 3 except those listed. */
 void fd_close_all_except(const int *keep, size_t nkeep);
 
+/* A growing NUL-terminated string; zero-initialise, free(b.p) when done. */
+struct strbuf {
+	char *p;
+	size_t len, cap;
+};
+
+void strbuf_add(struct strbuf *b, const char *s, size_t n);
+void strbuf_str(struct strbuf *b, const char *s);
+/* Appends one element of a PostgreSQL text array literal: "..." with " and
+ * \ escaped, or NULL (unquoted) when s is NULL. */
+void strbuf_array_elem(struct strbuf *b, const char *s);
+
 /* True when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most maxlen bytes. */
 bool ident_valid(const char *s, size_t maxlen);
 

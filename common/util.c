@@ -374,3 +374,41 @@ ident_valid(const char *s, size_t maxlen)
 	}
 	return n <= maxlen;
 }
+
+void
+strbuf_add(struct strbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap == 0 ? 128 : b->cap;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap, 1);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void
+strbuf_str(struct strbuf *b, const char *s)
+{
+	strbuf_add(b, s, strlen(s));
+}
+
+void
+strbuf_array_elem(struct strbuf *b, const char *s)
+{
+	if (s == NULL) {
+		strbuf_str(b, "NULL");
+		return;
+	}
+	strbuf_add(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\')
+			strbuf_add(b, "\\", 1);
+		strbuf_add(b, s, 1);
+	}
+	strbuf_add(b, "\"", 1);
+}

@@ -141,85 +141,40 @@ pgq_int_exec(struct pgq *q, enum sql_stmt s, int nparams,
 				    formats, 0, err);
 }
 
-/* A growable string for array literals. */
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap == 0 ? 256 : b->cap;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-buf_str(struct buf *b, const char *s)
-{
-	buf_add(b, s, strlen(s));
-}
-
-/* Appends one quoted array element: "...", with " and \ escaped; NULL bare. */
-static void
-buf_elem(struct buf *b, const char *s)
-{
-	if (s == NULL) {
-		buf_str(b, "NULL");
-		return;
-	}
-	buf_add(b, "\"", 1);
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"' || *p == '\\')
-			buf_add(b, "\\", 1);
-		buf_add(b, p, 1);
-	}
-	buf_add(b, "\"", 1);
-}
-
 /* Appends a bytea element in hex form, "\\x0a0b", or NULL. */
 static void
-buf_bytea(struct buf *b, const void *data, size_t len)
+strbuf_bytea(struct strbuf *b, const void *data, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *d = data;
 	char pair[2];
 
 	if (data == NULL) {
-		buf_str(b, "NULL");
+		strbuf_str(b, "NULL");
 		return;
 	}
-	buf_str(b, "\"\\\\x");
+	strbuf_str(b, "\"\\\\x");
 	for (size_t i = 0; i < len; i++) {
 		pair[0] = hex[d[i] >> 4];
 		pair[1] = hex[d[i] & 0xf];
-		buf_add(b, pair, 2);
+		strbuf_add(b, pair, 2);
 	}
-	buf_add(b, "\"", 1);
+	strbuf_add(b, "\"", 1);
 }
 
 char *
 pgq_int_int64_array(const int64_t *v, size_t n)
 {
-	struct buf b = {0};
+	struct strbuf b = {0};
 	char num[32];
 
-	buf_str(&b, "{");
+	strbuf_str(&b, "{");
 	for (size_t i = 0; i < n; i++) {
 		snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "",
 			 (long long)v[i]);
-		buf_str(&b, num);
+		strbuf_str(&b, num);
 	}
-	buf_str(&b, "}");
+	strbuf_str(&b, "}");
 	return b.p;
 }
 
@@ -243,7 +198,8 @@ pgq_enqueue_batch(struct pgq *q, const struct pgq_job_spec *jobs, size_t n,
 		  enum pgq_on_conflict on_conflict, int64_t *ids_out,
 		  size_t *added_out, struct pgq_error *err)
 {
-	struct buf ep = {0}, pl = {0}, pr = {0}, dl = {0}, dk = {0}, hd = {0};
+	struct strbuf ep = {0}, pl = {0}, pr = {0}, dl = {0}, dk = {0},
+		      hd = {0};
 	const char *values[7];
 	PGresult *r = NULL;
 	char num[64];
@@ -271,38 +227,38 @@ pgq_enqueue_batch(struct pgq *q, const struct pgq_job_spec *jobs, size_t n,
 			return -1;
 		}
 	}
-	buf_str(&ep, "{");
-	buf_str(&pl, "{");
-	buf_str(&pr, "{");
-	buf_str(&dl, "{");
-	buf_str(&dk, "{");
-	buf_str(&hd, "{");
+	strbuf_str(&ep, "{");
+	strbuf_str(&pl, "{");
+	strbuf_str(&pr, "{");
+	strbuf_str(&dl, "{");
+	strbuf_str(&dk, "{");
+	strbuf_str(&hd, "{");
 	for (size_t i = 0; i < n; i++) {
 		const char *sep = i > 0 ? "," : "";
 
-		buf_str(&ep, sep);
-		buf_elem(&ep, jobs[i].entrypoint);
-		buf_str(&pl, sep);
-		buf_bytea(&pl, jobs[i].payload, jobs[i].payload_len);
+		strbuf_str(&ep, sep);
+		strbuf_array_elem(&ep, jobs[i].entrypoint);
+		strbuf_str(&pl, sep);
+		strbuf_bytea(&pl, jobs[i].payload, jobs[i].payload_len);
 		snprintf(num, sizeof(num), "%s%d", sep, (int)jobs[i].priority);
-		buf_str(&pr, num);
+		strbuf_str(&pr, num);
 		if (jobs[i].delay_ms > 0)
 			snprintf(num, sizeof(num), "%s\"%lld milliseconds\"",
 				 sep, (long long)jobs[i].delay_ms);
 		else
 			snprintf(num, sizeof(num), "%sNULL", sep);
-		buf_str(&dl, num);
-		buf_str(&dk, sep);
-		buf_elem(&dk, jobs[i].dedupe_key);
-		buf_str(&hd, sep);
-		buf_elem(&hd, jobs[i].headers_json);
+		strbuf_str(&dl, num);
+		strbuf_str(&dk, sep);
+		strbuf_array_elem(&dk, jobs[i].dedupe_key);
+		strbuf_str(&hd, sep);
+		strbuf_array_elem(&hd, jobs[i].headers_json);
 	}
-	buf_str(&ep, "}");
-	buf_str(&pl, "}");
-	buf_str(&pr, "}");
-	buf_str(&dl, "}");
-	buf_str(&dk, "}");
-	buf_str(&hd, "}");
+	strbuf_str(&ep, "}");
+	strbuf_str(&pl, "}");
+	strbuf_str(&pr, "}");
+	strbuf_str(&dl, "}");
+	strbuf_str(&dk, "}");
+	strbuf_str(&hd, "}");
 	values[0] = ep.p;
 	values[1] = pl.p;
 	values[2] = pr.p;

@@ -189,63 +189,19 @@ consumer_log(const struct pgq_consumer *c, enum log_level level,
 
 /* ---- text helpers ---- */
 
-struct strbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-sb_add(struct strbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap == 0 ? 128 : b->cap;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->p = xrealloc(b->p, cap, 1);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sb_str(struct strbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-/* One array element: quoted with " and \ escaped, or NULL. */
-static void
-sb_elem(struct strbuf *b, const char *s)
-{
-	if (s == NULL) {
-		sb_str(b, "NULL");
-		return;
-	}
-	sb_add(b, "\"", 1);
-	for (; *s != '\0'; s++) {
-		if (*s == '"' || *s == '\\')
-			sb_add(b, "\\", 1);
-		sb_add(b, s, 1);
-	}
-	sb_add(b, "\"", 1);
-}
-
 /* A text array literal of n strings (NULL elements allowed). */
 static char *
 array_literal(const char *const *v, size_t n)
 {
 	struct strbuf b = {NULL, 0, 0};
 
-	sb_str(&b, "{");
+	strbuf_str(&b, "{");
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0)
-			sb_str(&b, ",");
-		sb_elem(&b, v[i]);
+			strbuf_str(&b, ",");
+		strbuf_array_elem(&b, v[i]);
 	}
-	sb_str(&b, "}");
+	strbuf_str(&b, "}");
 	return b.p;
 }
 
