@@ -114,8 +114,9 @@ stale AS (
     SELECT q.id, q.priority
     FROM {queue} q
     WHERE q.status = 'picked'
-      AND q.entrypoint = ANY($1::text[])
+      AND q.updated < now() - $3::interval
       AND q.heartbeat < now() - $3::interval
+      AND q.entrypoint = ANY($1::text[])
     ORDER BY q.priority DESC, q.id ASC
     LIMIT $2::int
     FOR UPDATE SKIP LOCKED
@@ -134,8 +135,7 @@ claimed AS (
         updated = now(),
         heartbeat = now(),
         queue_manager_id = $4::uuid
-    FROM chosen c
-    WHERE q.id = c.id
+    WHERE q.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
               q.headers, q.dedupe_key
 ),
@@ -327,6 +327,11 @@ ORDER BY c.priority DESC, c.id ASC;
 -- Returns the id of each job really completed: owned by $1 and still
 -- picked; others are left alone. Deletes the row and writes the terminal
 -- log row in the same statement (the trigger notifies 'delete').
+-- The DELETE finds its rows through the id array alone (= ANY: one probe of
+-- the primary key per id); joining the queue to the unnested input instead
+-- lets the planner drive the join from every picked row of the queue, which
+-- is O(picked x batch). The statuses and tracebacks are matched to the
+-- deleted rows afterwards, a hash join of two batch-sized sets.
 -- Index: the primary key; locks the deleted rows.
 -- name: stmt.complete
 WITH input AS (
@@ -337,17 +342,107 @@ WITH input AS (
 ),
 done AS (
     DELETE FROM {queue} q
-    USING input i
-    WHERE q.id = i.id
+    WHERE q.id = ANY(ARRAY(SELECT id FROM input))
       AND q.queue_manager_id = $1::uuid
       AND q.status = 'picked'
-    RETURNING q.id, q.priority, q.entrypoint, i.status, i.traceback
+    RETURNING q.id, q.priority, q.entrypoint
 ),
 logged AS (
     INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
-    SELECT id, status, priority, entrypoint, traceback FROM done
+    SELECT d.id, i.status, d.priority, d.entrypoint, i.traceback
+    FROM done d JOIN input i ON i.id = d.id
 )
 SELECT id FROM done ORDER BY id;
+
+-- COMPLETE_CLAIM
+-- $1 uuid owner, $2 bigint[] ids, $3 <status>[] terminal status per id,
+-- $4 jsonb[] traceback per id (as COMPLETE); $5 text[] entrypoints, $6 int
+-- limit, $7 interval heartbeat timeout (as CLAIM's $1-$3).
+-- COMPLETE and then CLAIM in one statement, so one round trip and one
+-- commit (one WAL flush) serve both: the worker's hot path. Only used with
+-- at least one id: the DELETE fires PgQueuer's statement trigger, which
+-- notifies even when no row goes, and a claim alone must not notify.
+-- Returns a first row whose id is NULL and whose priority is the number of
+-- jobs completed (the ownership check of COMPLETE), then the jobs claimed
+-- with CLAIM's columns and order.
+-- Every CTE sees the snapshot of the statement's start, so the claim cannot
+-- see this statement's deletions: the stale branch leaves out the ids being
+-- completed (a row must not be deleted and updated by one statement), and
+-- the queued branch never meets them (they are picked).
+-- Index and locks: those of COMPLETE plus those of CLAIM.
+-- name: stmt.complete_claim
+WITH input AS (
+    SELECT t.id, t.status, t.traceback
+    FROM unnest($2::bigint[], $3::{status}[], $4::jsonb[])
+         AS t(id, status, traceback)
+    WHERE t.status IN ('successful', 'exception', 'canceled', 'deleted')
+),
+done AS (
+    DELETE FROM {queue} q
+    WHERE q.id = ANY(ARRAY(SELECT id FROM input))
+      AND q.queue_manager_id = $1::uuid
+      AND q.status = 'picked'
+    RETURNING q.id, q.priority, q.entrypoint
+),
+done_logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint, traceback)
+    SELECT d.id, i.status, d.priority, d.entrypoint, i.traceback
+    FROM done d JOIN input i ON i.id = d.id
+),
+queued AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'queued'
+      AND q.entrypoint = ANY($5::text[])
+      AND q.execute_after <= now()
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT $6::int
+    FOR UPDATE SKIP LOCKED
+),
+stale AS (
+    SELECT q.id, q.priority
+    FROM {queue} q
+    WHERE q.status = 'picked'
+      AND q.updated < now() - $7::interval
+      AND q.heartbeat < now() - $7::interval
+      AND q.entrypoint = ANY($5::text[])
+      AND q.id <> ALL($2::bigint[])
+    ORDER BY q.priority DESC, q.id ASC
+    LIMIT $6::int
+    FOR UPDATE SKIP LOCKED
+),
+chosen AS (
+    SELECT c.id
+    FROM (SELECT id, priority FROM queued
+          UNION ALL
+          SELECT id, priority FROM stale) c
+    ORDER BY c.priority DESC, c.id ASC
+    LIMIT $6::int
+),
+claimed AS (
+    UPDATE {queue} q
+    SET status = 'picked',
+        updated = now(),
+        heartbeat = now(),
+        queue_manager_id = $1::uuid
+    WHERE q.id = ANY(ARRAY(SELECT id FROM chosen))
+    RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
+              q.headers, q.dedupe_key
+),
+logged AS (
+    INSERT INTO {log} (job_id, status, priority, entrypoint)
+    SELECT id, 'picked', priority, entrypoint FROM claimed
+)
+SELECT r.id, r.priority, r.attempts, r.entrypoint, r.payload, r.headers,
+       r.dedupe_key
+FROM (SELECT NULL::bigint AS id, (SELECT count(*) FROM done)::int AS priority,
+             NULL::int AS attempts, NULL::text AS entrypoint,
+             NULL::bytea AS payload, NULL::jsonb AS headers,
+             NULL::text AS dedupe_key
+      UNION ALL
+      SELECT id, priority, attempts, entrypoint, payload, headers, dedupe_key
+      FROM claimed) r
+ORDER BY r.id IS NOT NULL, r.priority DESC, r.id ASC;
 
 -- RETRY
 -- $1 uuid owner, $2 bigint[] ids, $3 interval[] delay per id (NULL = none),

@@ -40,6 +40,7 @@ static const struct {
 	[SQL_PRUNE] = {"stmt.prune", "pgq_prune"},
 	[SQL_LIMIT_LOCK] = {"stmt.limit_lock", "pgq_limit_lock"},
 	[SQL_CLAIM_LIMITED] = {"stmt.claim_limited", "pgq_claim_limited"},
+	[SQL_COMPLETE_CLAIM] = {"stmt.complete_claim", "pgq_complete_claim"},
 };
 
 static const char *const script_prefix[SQL_SCRIPT_COUNT] = {

@@ -443,7 +443,8 @@ Test(queries, stale_picked_job_is_claimed_again_after_heartbeat_timeout,
 	r = claim(c, "{e}", 1, "30 seconds", OWNER_B);
 	cr_expect_eq(PQntuples(r), 0, "fresh heartbeat re-claimed");
 	PQclear(r);
-	PQclear(harness_query(c, "UPDATE pgqueuer SET heartbeat = now() - "
+	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
+				 "interval '1 hour', heartbeat = now() - "
 				 "interval '31 seconds'"));
 	r = claim(c, "{e}", 1, "30 seconds", OWNER_B);
 	cr_assert_eq(PQntuples(r), 1);
@@ -531,6 +532,123 @@ complete(PGconn *c, const char *owner, const char *ids, const char *statuses,
 	return stmt(c, SQL_COMPLETE, 4, v);
 }
 
+/* Completes for owner and claims up to limit jobs of "{e}" in one go. */
+static PGresult *
+complete_claim(PGconn *c, const char *owner, const char *ids,
+	       const char *statuses, int limit)
+{
+	char l[16], tbs[16];
+	const char *v[7] = {owner, ids, statuses, tbs, "{e}", l, "30 seconds"};
+
+	snprintf(l, sizeof(l), "%d", limit);
+	/* one NULL traceback per id (the tests pass one or two ids) */
+	snprintf(tbs, sizeof(tbs), "%s",
+		 strchr(ids, ',') != NULL ? "{NULL,NULL}" : "{NULL}");
+	return stmt(c, SQL_COMPLETE_CLAIM, 7, v);
+}
+
+Test(queries, complete_claim_completes_then_claims_in_one_statement,
+     .timeout = 60)
+{
+	PGconn *c = fresh();
+	long long a = enqueue1(c, "e", 0, NULL, NULL);
+	long long b = enqueue1(c, "e", 5, NULL, NULL);
+	long long d = enqueue1(c, "e", 0, NULL, NULL);
+	char ids[64], want[160];
+	PGresult *r;
+
+	r = claim(c, "{e}", 1, "30 seconds", OWNER_A);
+	cr_assert_eq(val(r, 0, 0), b, "the highest priority first");
+	PQclear(r);
+	snprintf(ids, sizeof(ids), "{%lld}", b);
+	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
+	cr_assert_eq(PQntuples(r), 3, "a count row and two jobs");
+	cr_expect(PQgetisnull(r, 0, 0), "the count row comes first");
+	cr_expect_eq(val(r, 0, 1), 1, "one job completed");
+	cr_expect_eq(val(r, 1, 0), a);
+	cr_expect_eq(val(r, 2, 0), d);
+	PQclear(r);
+	snprintf(want, sizeof(want),
+		 "%lld:picked,%lld:picked,%lld:successful,"
+		 "%lld:picked",
+		 a, b, b, d);
+	cr_expect_str_eq(harness_text(c, "SELECT string_agg(job_id || ':' || "
+					 "status, ',' ORDER BY job_id, status) "
+					 "FROM pgqueuer_log WHERE status <> "
+					 "'queued'"),
+			 want);
+	cr_expect_eq(harness_scalar(c,
+				    "SELECT count(*) FROM pgqueuer WHERE "
+				    "status = 'picked' AND "
+				    "queue_manager_id = '%s'",
+				    OWNER_A),
+		     2);
+	/* Nothing left to claim: only the count row. */
+	snprintf(ids, sizeof(ids), "{%lld,%lld}", a, d);
+	r = complete_claim(c, OWNER_A, ids, "{successful,exception}", 10);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_eq(val(r, 0, 1), 2);
+	PQclear(r);
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pgqueuer"), 0);
+	PQfinish(c);
+}
+
+Test(queries, complete_claim_leaves_jobs_of_another_owner_alone, .timeout = 60)
+{
+	PGconn *c = fresh();
+	long long id = enqueue1(c, "e", 0, NULL, NULL);
+	char ids[64];
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "{%lld}", id);
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
+	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
+				 "interval '1 hour', heartbeat = now() - "
+				 "interval '1 hour'"));
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_B));
+	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
+	cr_assert_eq(PQntuples(r), 1, "B's job was claimed by its old owner");
+	cr_expect_eq(val(r, 0, 1), 0, "the old owner completed B's job");
+	PQclear(r);
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT queue_manager_id FROM "
+				      "pgqueuer WHERE id = %lld",
+				      id),
+			 OWNER_B);
+	PQfinish(c);
+}
+
+/*
+ * A job of ours that ran past the heartbeat timeout is stale to any
+ * claimer, ours too: the statement that completes it must not also claim
+ * it (one statement cannot delete and update the same row).
+ */
+Test(queries, complete_claim_does_not_reclaim_what_it_completes, .timeout = 60)
+{
+	PGconn *c = fresh();
+	long long id = enqueue1(c, "e", 0, NULL, NULL);
+	char ids[64];
+	PGresult *r;
+
+	snprintf(ids, sizeof(ids), "{%lld}", id);
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
+	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
+				 "interval '1 hour', heartbeat = now() - "
+				 "interval '1 hour'"));
+	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
+	cr_assert_eq(PQntuples(r), 1, "the completed job was claimed again");
+	cr_expect_eq(val(r, 0, 1), 1);
+	PQclear(r);
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pgqueuer"), 0);
+	cr_expect_eq(harness_scalar(c,
+				    "SELECT count(*) FROM pgqueuer_log "
+				    "WHERE job_id = %lld AND status = "
+				    "'successful'",
+				    id),
+		     1);
+	PQfinish(c);
+}
+
 Test(queries, complete_by_a_former_owner_does_nothing, .timeout = 60)
 {
 	PGconn *c = fresh();
@@ -540,7 +658,8 @@ Test(queries, complete_by_a_former_owner_does_nothing, .timeout = 60)
 
 	snprintf(ids, sizeof(ids), "{%lld}", id);
 	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
-	PQclear(harness_query(c, "UPDATE pgqueuer SET heartbeat = now() - "
+	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
+				 "interval '1 hour', heartbeat = now() - "
 				 "interval '1 minute'"));
 	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_B));
 
@@ -797,7 +916,8 @@ Test(queries, heartbeat_refreshes_only_the_owners_picked_jobs, .timeout = 60)
 	enqueue1(c, "e", 0, NULL, NULL);
 	PQclear(claim(c, "{e}", 2, "30 seconds", OWNER_A));
 	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_B));
-	PQclear(harness_query(c, "UPDATE pgqueuer SET heartbeat = now() - "
+	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
+				 "interval '1 hour', heartbeat = now() - "
 				 "interval '1 hour'"));
 	r = stmt(c, SQL_HEARTBEAT, 1, v);
 	cr_expect_str_eq(PQcmdTuples(r), "2");
