@@ -134,7 +134,8 @@ struct conf {
 	char *channel;		       /* default prefix + "ch_pgqueuer" */
 	char *prefix;		       /* identifier or "", <= 24 bytes */
 	char *schema;		       /* identifier or "" (= search_path) */
-	unsigned batch_size;	       /* 1..10000, default 10 */
+	unsigned batch_size;	       /* 1..10000, default 500 */
+	uint64_t batch_window_ms;      /* 0..1h, default 50ms; 0 = fixed */
 	uint64_t poll_interval_ms;     /* default 30s, >= 100ms */
 	uint64_t heartbeat_timeout_ms; /* default 30s, >= 1s */
 	uint64_t shutdown_timeout_ms;  /* default 30s */

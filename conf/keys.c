@@ -82,8 +82,10 @@ const struct conf_key conf_keys[] = {
 	    CONF_PREFIX_MAX, NULL),
 	PGQ("schema", CONF_T_IDENT, NULL, schema, CONF_APPLY_RESTART, 0,
 	    CONF_IDENT_MAX, NULL),
-	PGQ("batch_size", CONF_T_UINT, "10", batch_size, CONF_APPLY_WORKERS, 1,
+	PGQ("batch_size", CONF_T_UINT, "500", batch_size, CONF_APPLY_WORKERS, 1,
 	    10000, NULL),
+	PGQ("batch_window", CONF_T_DURATION, "50ms", batch_window_ms,
+	    CONF_APPLY_WORKERS, 0, 60LL * MS_MIN, NULL),
 	PGQ("poll_interval", CONF_T_DURATION, "30s", poll_interval_ms,
 	    CONF_APPLY_MASTER, 100, MS_MAX, NULL),
 	/* Workers claim with it (stale heartbeats), the master beats with it.

@@ -250,7 +250,7 @@ bool pgq_job_canceled(const struct pgq_job *job);
 
 /* How a consumer claims. pgq_consumer_options_init fills the defaults. */
 struct pgq_consumer_options {
-	/* jobs per claim, 1..10000; default 10 */
+	/* jobs per claim at most, 1..10000; default 500 */
 	uint32_t batch_size;
 	/* claim while idle even without a notification; 0 = never;
 	 * default 30000 */
@@ -258,6 +258,10 @@ struct pgq_consumer_options {
 	/* a picked job whose heartbeat is older is re-claimable by anyone;
 	 * default 30000 */
 	uint64_t heartbeat_timeout_ms;
+	/* adaptive claims: each claim asks for as many jobs as the average
+	 * job time says will run in this window (1..batch_size; one until a
+	 * job has been timed); 0 = always batch_size; default 50 */
+	uint64_t batch_window_ms;
 };
 
 void pgq_consumer_options_init(struct pgq_consumer_options *opt);

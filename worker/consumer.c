@@ -102,6 +102,10 @@ struct pgq_consumer {
 	uint64_t limit_retry_ms; /* drain: delay before looking again */
 	ev_timer limit_w;	 /* a ticket falls due, or drain looks again */
 	struct outcome_list complete, retry, hold;
+	/* adaptive claims (batch_window_ms) */
+	uint64_t job_t0_us; /* when the running job started */
+	double job_us_avg;  /* moving average of a job's run time; < 0 =
+			       none measured yet */
 
 	bool want_claim; /* there may be work: claim (again) */
 	bool woken;	 /* between a wake and the idle that ends it */
@@ -152,6 +156,9 @@ consumer_log(const struct pgq_consumer *c, enum log_level level,
 	va_list ap;
 
 	if (c->library && c->log_fn == NULL)
+		return;
+	/* Per-job debug lines are frequent: format only what is written. */
+	if (!c->library && level > log_get_level())
 		return;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -482,9 +489,14 @@ consumer_check_owned(struct pgq_consumer *c, const char *what, int done,
 			     what, sent - (size_t)done, sent);
 }
 
-/* Writes every pending outcome; what was written is forgotten. */
+/*
+ * Writes the pending outcomes; what was written is forgotten. Completions
+ * are left pending when !with_complete: the next claim carries them
+ * (SQL_COMPLETE_CLAIM).
+ */
 static int
-consumer_flush(struct pgq_consumer *c, struct pgq_error *err)
+consumer_flush(struct pgq_consumer *c, bool with_complete,
+	       struct pgq_error *err)
 {
 	struct outcome_list *l;
 	char *ids, *arr2, *arr3;
@@ -492,7 +504,7 @@ consumer_flush(struct pgq_consumer *c, struct pgq_error *err)
 	int n;
 
 	l = &c->complete;
-	if (l->n > 0) {
+	if (with_complete && l->n > 0) {
 		ids = pgq_int_int64_array(l->ids, l->n);
 		arr2 = array_literal(l->status, l->n);
 		arr3 = array_literal((const char *const *)l->traceback, l->n);
@@ -589,12 +601,30 @@ field(const PGresult *res, int row, int col)
 					  : xstrdup(PQgetvalue(res, row, col));
 }
 
-/* The batch size, but never past max_jobs (nothing claimed is handed back
- * by a worker that retires). */
+/*
+ * How many jobs the next claim asks for. With a batch window, as many as
+ * the average job time says will run within it (between 1 and
+ * batch_size): fast jobs come in large batches, slow ones one at a time so
+ * that a worker never sits on jobs an idle worker could run. Before any
+ * job has been timed, one. Never past max_jobs (nothing claimed is handed
+ * back by a worker that retires).
+ */
 static uint64_t
 consumer_claim_limit(const struct pgq_consumer *c)
 {
 	uint64_t n = c->opt.batch_size;
+
+	if (c->opt.batch_window_ms > 0) {
+		double fit;
+
+		if (c->job_us_avg < 0)
+			fit = 1;
+		else
+			fit = (double)c->opt.batch_window_ms * 1000.0 /
+			      (c->job_us_avg < 1 ? 1 : c->job_us_avg);
+		if (fit < (double)n)
+			n = fit < 1 ? 1 : (uint64_t)fit;
+	}
 
 	if (c->max_jobs > 0 && c->max_jobs - c->processed < n)
 		n = c->max_jobs - c->processed;
@@ -789,6 +819,50 @@ fail:
 }
 
 /*
+ * The pending completions and the claim in one statement; on success the
+ * completions are forgotten and the result holds the claimed rows after a
+ * first row (id NULL) that counts the jobs completed.
+ */
+static PGresult *
+consumer_complete_claim(struct pgq_consumer *c, const char *limit,
+			const char *timeout, struct pgq_error *err)
+{
+	struct outcome_list *l = &c->complete;
+	const char *values[7];
+	char *ids, *sts, *tbs;
+	PGresult *res;
+
+	ids = pgq_int_int64_array(l->ids, l->n);
+	sts = array_literal(l->status, l->n);
+	tbs = array_literal((const char *const *)l->traceback, l->n);
+	values[0] = c->qmid;
+	values[1] = ids;
+	values[2] = sts;
+	values[3] = tbs;
+	values[4] = c->ep_array;
+	values[5] = limit;
+	values[6] = timeout;
+	res = pgq_int_exec(c->q, SQL_COMPLETE_CLAIM, 7, values, NULL, NULL,
+			   err);
+	free(ids);
+	free(sts);
+	free(tbs);
+	if (res == NULL)
+		return NULL;
+	if (PQntuples(res) < 1 || !PQgetisnull(res, 0, 0)) {
+		PQclear(res);
+		driver_error_set(err, PGQ_ERR_OTHER,
+				 "complete_claim returned no count row");
+		return NULL;
+	}
+	consumer_check_owned(c, "complete",
+			     (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
+			     l->n);
+	outcome_clear(l);
+	return res;
+}
+
+/*
  * Claims a batch; returns the number of jobs or -1. Limited entrypoints go
  * first, each in a transaction of its own, starting with another one each
  * time so that none starves: their jobs run first in the batch and hold a
@@ -823,25 +897,32 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 	}
 	c->limit_next++;
 	if (rc == 0 && c->nfree > 0 && c->nbatch < room) {
+		size_t before = c->nbatch;
+
 		snprintf(limit, sizeof(limit), "%llu",
 			 (unsigned long long)(room - c->nbatch));
 		snprintf(timeout, sizeof(timeout), "%llu milliseconds",
 			 (unsigned long long)c->opt.heartbeat_timeout_ms);
-		values[0] = c->ep_array;
-		values[1] = limit;
-		values[2] = timeout;
-		values[3] = c->qmid;
-		res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL, NULL, err);
+		if (c->complete.n > 0)
+			res = consumer_complete_claim(c, limit, timeout, err);
+		else {
+			values[0] = c->ep_array;
+			values[1] = limit;
+			values[2] = timeout;
+			values[3] = c->qmid;
+			res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL,
+					   NULL, err);
+		}
 		if (res == NULL) {
 			rc = -1;
 		} else {
+			consumer_take_rows(c, res, &cap);
+			PQclear(res);
 			/* Only a full claim suggests more is waiting: a
 			 * partial one took all there was, and a chain wake
 			 * would only cost another worker an empty claim. */
-			if ((uint64_t)PQntuples(res) >= room - c->nbatch)
+			if ((uint64_t)(c->nbatch - before) >= room - before)
 				c->claim_help = true;
-			consumer_take_rows(c, res, &cap);
-			PQclear(res);
 		}
 	}
 	c->heartbeat_ms = clock_mono_ms();
@@ -869,7 +950,7 @@ consumer_flush_limited(struct pgq_consumer *c)
 {
 	struct pgq_error err;
 
-	if (consumer_flush(c, &err) == -1) {
+	if (consumer_flush(c, true, &err) == -1) {
 		consumer_db_error(c, "cannot record outcomes", &err);
 		return -1;
 	}
@@ -1063,6 +1144,17 @@ consumer_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- the step: everything that happens between two handler runs ---- */
 
+/* Folds the run time of the job that just ended into the average that
+ * sizes the next claim (weight 1/4: a few jobs change it, one does not). */
+static void
+consumer_time_job(struct pgq_consumer *c)
+{
+	double us = (double)(clock_mono_us() - c->job_t0_us);
+
+	c->job_us_avg =
+		c->job_us_avg < 0 ? us : 0.75 * c->job_us_avg + 0.25 * us;
+}
+
 static void
 consumer_job_done(const struct handler_result *r, void *arg)
 {
@@ -1070,6 +1162,7 @@ consumer_job_done(const struct handler_result *r, void *arg)
 	struct consumer_job *j = c->running;
 	enum pgq_outcome outcome;
 
+	consumer_time_job(c);
 	outcome = consumer_record(c, j, r);
 	if (j->ep->limited)
 		c->flush_soon = true;
@@ -1109,6 +1202,7 @@ consumer_run_next(struct pgq_consumer *c)
 	if (c->hooks.job_start != NULL)
 		c->hooks.job_start(c->hooks.arg, &j->job, h->timeout_ms);
 	c->running = j;
+	c->job_t0_us = clock_mono_us();
 	c->in_start = true;
 	consumer_in_handler = c;
 	h->ops->start(h, c->loop, &j->job, consumer_job_done, c);
@@ -1134,7 +1228,7 @@ consumer_finish(struct pgq_consumer *c)
 					 "consumer stopped");
 	}
 	consumer_batch_clear(c);
-	if (consumer_flush(c, &err) == -1) {
+	if (consumer_flush(c, true, &err) == -1) {
 		/* Not retried: the jobs stay picked until recovered. */
 		consumer_log(c, LOG_LEVEL_WARN,
 			     "cannot record outcomes while stopping: %s "
@@ -1159,7 +1253,8 @@ consumer_read_notifies(struct pgq_consumer *c)
 		char why[128];
 
 		memset(&ev, 0, sizeof(ev));
-		if (strcmp(n->relname, c->q->names.channel) != 0) {
+		if (strcmp(n->relname, c->q->names.channel) != 0 ||
+		    driver_event_is_removal(n->extra)) {
 			PQfreemem(n);
 			continue;
 		}
@@ -1201,13 +1296,22 @@ consumer_step(struct pgq_consumer *c)
 			continue;
 		}
 		consumer_batch_clear(c);
-		if (consumer_flush(c, &err) == -1) {
+		if (c->max_jobs > 0 && c->processed >= c->max_jobs)
+			c->retiring = true;
+		/*
+		 * When another claim follows (now or after the yield below),
+		 * it carries the completions: one round trip and one commit
+		 * for both. Limited entrypoints count their running jobs, so
+		 * with those the completions go first, on their own.
+		 */
+		if (consumer_flush(c,
+				   !c->want_claim || c->retiring ||
+					   c->nfree < c->neps,
+				   &err) == -1) {
 			consumer_db_error(c, "cannot record outcomes", &err);
 			return;
 		}
 		c->flush_soon = false;
-		if (c->max_jobs > 0 && c->processed >= c->max_jobs)
-			c->retiring = true;
 		if (c->retiring) {
 			c->stop = CONSUMER_GRACEFUL;
 			continue;
@@ -1325,6 +1429,7 @@ consumer_new(struct pgq *q, void *resources, const char *queue_manager_id,
 	c->q = q;
 	c->resources = resources;
 	c->library = library;
+	c->job_us_avg = -1;
 	if (queue_manager_id != NULL)
 		snprintf(c->qmid, sizeof(c->qmid), "%s", queue_manager_id);
 	else
@@ -1602,7 +1707,8 @@ void
 pgq_consumer_options_init(struct pgq_consumer_options *opt)
 {
 	memset(opt, 0, sizeof(*opt));
-	opt->batch_size = 10;
+	opt->batch_size = 500;
+	opt->batch_window_ms = 50;
 	opt->poll_interval_ms = 30000;
 	opt->heartbeat_timeout_ms = 30000;
 }
@@ -1642,6 +1748,12 @@ pgq_consumer_set_options(struct pgq_consumer *c,
 	if (opt->heartbeat_timeout_ms == 0) {
 		driver_error_set(err, PGQ_ERR_INVALID,
 				 "heartbeat_timeout_ms must be > 0");
+		return -1;
+	}
+	if (opt->batch_window_ms > 3600000) {
+		driver_error_set(err, PGQ_ERR_INVALID,
+				 "batch_window_ms must be 0..3600000, got %llu",
+				 (unsigned long long)opt->batch_window_ms);
 		return -1;
 	}
 	c->opt = *opt;

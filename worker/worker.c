@@ -462,6 +462,7 @@ worker_consumer(struct worker *w)
 	}
 	pgq_consumer_options_init(&copt);
 	copt.batch_size = batch;
+	copt.batch_window_ms = cf->batch_window_ms;
 	copt.heartbeat_timeout_ms = cf->heartbeat_timeout_ms;
 	copt.poll_interval_ms = 0; /* the master polls for us */
 	if (pgq_consumer_set_options(w->c, &copt, &err) == -1) {

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <criterion/criterion.h>
@@ -329,6 +330,7 @@ Test(consumer, stop_returns_the_unstarted_rest_of_the_batch)
 	enqueue(p, "part", NULL, 20, 0, NULL);
 	pgq_consumer_options_init(&copt);
 	copt.batch_size = 10;
+	copt.batch_window_ms = 0;
 	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
 	cr_assert_eq(pgq_consumer_run(c, &err), 0, "%s", err.message);
 	cr_expect_eq(atomic_load(&k.calls), 5);
@@ -698,6 +700,88 @@ Test(consumer, bad_arguments_are_refused)
 	pgq_free(p);
 }
 
+/* ---- adaptive claims ---- */
+
+static enum pgq_outcome
+slow_handler(const struct pgq_job *job, void *resources, struct pgq_result *res)
+{
+	struct timespec ts = {0, 30 * 1000 * 1000};
+
+	(void)job;
+	(void)resources;
+	(void)res;
+	nanosleep(&ts, NULL);
+	return PGQ_OUTCOME_SUCCESS;
+}
+
+/*
+ * The claims of one drain, from the picked log rows: the rows of one
+ * claim share its transaction's timestamp. "sizes" gets the claim sizes in
+ * order, comma-separated.
+ */
+static const char *
+claim_sizes(PGconn *db)
+{
+	return harness_text(db, "SELECT string_agg(n::text, ',' ORDER BY t) "
+				"FROM (SELECT created AS t, count(*) AS n "
+				"FROM pgqueuer_log WHERE status = 'picked' "
+				"GROUP BY created) s");
+}
+
+Test(consumer, claims_grow_for_fast_jobs_and_stay_single_for_slow_ones)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),
+		   *q = open_q(PGQ_ROLE_CONSUMER);
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_consumer *c = consumer(q, &k, "fast", NULL);
+	struct pgq_consumer_options copt;
+	struct pgq_error err;
+	PGconn *db = pgq_conn(p);
+
+	/* Fast jobs: one job to time them, then all the rest at once. */
+	enqueue(p, "fast", NULL, 300, 0, NULL);
+	pgq_consumer_options_init(&copt);
+	cr_assert_eq(copt.batch_window_ms, 50);
+	cr_assert_eq(copt.batch_size, 500);
+	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	cr_expect_eq(atomic_load(&k.calls), 300);
+	cr_expect_str_eq(claim_sizes(db), "1,299");
+	pgq_consumer_free(c);
+
+	/* Jobs longer than the window: one at a time. */
+	PQclear(harness_query(db, "TRUNCATE pgqueuer_log"));
+	c = pgq_consumer_new(q, NULL, &err);
+	cr_assert_not_null(c, "%s", err.message);
+	cr_assert_eq(pgq_consumer_add(c, "slow", slow_handler, NULL, &err), 0);
+	copt.batch_window_ms = 10;
+	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
+	enqueue(p, "slow", NULL, 4, 0, NULL);
+	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	cr_expect_str_eq(claim_sizes(db), "1,1,1,1");
+	pgq_consumer_free(c);
+
+	/* batch_window 0: batch_size every time, whatever the job time. */
+	PQclear(harness_query(db, "TRUNCATE pgqueuer_log"));
+	c = pgq_consumer_new(q, NULL, &err);
+	cr_assert_not_null(c, "%s", err.message);
+	cr_assert_eq(pgq_consumer_add(c, "slow", slow_handler, NULL, &err), 0);
+	copt.batch_window_ms = 0;
+	copt.batch_size = 3;
+	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
+	enqueue(p, "slow", NULL, 4, 0, NULL);
+	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	cr_expect_str_eq(claim_sizes(db), "3,1");
+	cr_expect_eq(scalar(db, "select count(*) from pgqueuer_log where "
+				"status = 'successful'"),
+		     4);
+	copt.batch_window_ms = 3600001;
+	cr_expect_eq(pgq_consumer_set_options(c, &copt, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_INVALID);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
 /* ---- the daemon's worker process over a real channel ---- */
 
 struct child {
@@ -709,7 +793,9 @@ struct child {
 static struct child
 worker_start(const char *ini_entrypoints)
 {
-	char *text = xasprintf("[pgq]\nbatch_size = 5\n[database]\n"
+	/* Fixed batches of 5 (no adaptation): the tests count on them. */
+	char *text = xasprintf("[pgq]\nbatch_size = 5\nbatch_window = 0\n"
+			       "[database]\n"
 			       "dsn = %s\n%s",
 			       dbconn, ini_entrypoints);
 	struct conf_errors errs;

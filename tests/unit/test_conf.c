@@ -139,7 +139,8 @@ Test(conf, minimal_file_loads_with_every_default)
 	cr_expect_str_eq(cf->channel, "ch_pgqueuer");
 	cr_expect_str_eq(cf->prefix, "");
 	cr_expect_str_eq(cf->schema, "");
-	cr_expect_eq(cf->batch_size, 10);
+	cr_expect_eq(cf->batch_size, 500);
+	cr_expect_eq(cf->batch_window_ms, 50);
 	cr_expect_eq(cf->poll_interval_ms, 30000);
 	cr_expect_eq(cf->heartbeat_timeout_ms, 30000);
 	cr_expect_eq(cf->shutdown_timeout_ms, 30000);
@@ -175,7 +176,7 @@ Test(conf, minimal_file_loads_with_every_default)
 	cr_expect(ep->retry_backoff == 2.0);
 	cr_expect_eq(ep->retry_max_delay_ms, 300000);
 	cr_expect_eq(ep->batch_size, 0);
-	cr_expect_eq(conf_entrypoint_batch_size(cf, ep), 10);
+	cr_expect_eq(conf_entrypoint_batch_size(cf, ep), 500);
 	conf_free(cf);
 }
 
@@ -313,6 +314,8 @@ static const struct bad_value bad_values[] = {
 	{"pgq", "schema = a.b", "schema: must be empty or an identifier"},
 	{"pgq", "batch_size = 0", "batch_size: must be 1..10000"},
 	{"pgq", "batch_size = 10001", "batch_size: must be 1..10000"},
+	{"pgq", "batch_window = 2h", "batch_window: must be at most 1h"},
+	{"pgq", "batch_window = soon", "batch_window: must be a duration"},
 	{"pgq", "poll_interval = 50ms",
 	 "poll_interval: must be at least 100ms, got \"50ms\""},
 	{"pgq", "poll_interval = fast", "poll_interval: must be a duration"},
