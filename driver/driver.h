@@ -185,6 +185,14 @@ int driver_event_parse(const char *payload, struct driver_event *ev,
 		       char *errbuf, size_t errlen) PGQ_WUR;
 /* Frees what an event owns; safe on a zeroed or cleared event. */
 void driver_event_clear(struct driver_event *ev);
+/*
+ * True when payload is a table_changed_event for a delete or a truncate,
+ * told without parsing: its "operation" key holds one of those words.
+ * Every completion sends one, and they make nothing runnable, so a
+ * listener drops them before paying for a JSON parse. False for anything
+ * else (which then goes through driver_event_parse).
+ */
+bool driver_event_is_removal(const char *payload);
 
 /* ---- reconnect backoff ---- */
 

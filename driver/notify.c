@@ -164,6 +164,31 @@ parse_cancellation(json_t *obj, struct driver_event *ev, char *errbuf,
 	return 0;
 }
 
+bool
+driver_event_is_removal(const char *payload)
+{
+	static const char key[] = "\"operation\"";
+	const char *p = payload;
+
+	/* A quote inside a JSON string is escaped, so an unescaped
+	 * "operation" followed by a colon is a key. */
+	while ((p = strstr(p, key)) != NULL) {
+		bool escaped = p > payload && p[-1] == '\\';
+
+		p += sizeof(key) - 1;
+		if (escaped)
+			continue;
+		p += strspn(p, " \t\r\n");
+		if (*p != ':')
+			continue;
+		p++;
+		p += strspn(p, " \t\r\n");
+		return strncmp(p, "\"delete\"", 8) == 0 ||
+		       strncmp(p, "\"truncate\"", 10) == 0;
+	}
+	return false;
+}
+
 int
 driver_event_parse(const char *payload, struct driver_event *ev, char *errbuf,
 		   size_t errlen)

@@ -251,6 +251,9 @@ wake_on_notify(struct master *m, const char *payload)
 	char why[256];
 
 	memset(&ev, 0, sizeof(ev));
+	/* Deletes and truncates make nothing runnable: one per completion. */
+	if (driver_event_is_removal(payload))
+		goto out;
 	if (driver_event_parse(payload, &ev, why, sizeof(why)) == -1) {
 		log_debug("notification ignored: %s", why);
 		goto out;

@@ -361,3 +361,35 @@ Test(notify, listen_sql_quotes_the_channel)
 	cr_expect_not(driver_listen_sql("ch_pgqueuer", tiny, sizeof(tiny)));
 	cr_expect_not(driver_listen_sql("ch", buf, 0));
 }
+
+Test(notify, removals_are_told_without_parsing)
+{
+	static const char *const removal[] = {
+		"{\"channel\": \"ch_pgqueuer\", \"operation\": \"delete\", "
+		"\"sent_at\": \"2026-11-27T10:00:00+00:00\", \"table\": "
+		"\"pgqueuer\", \"type\": \"table_changed_event\"}",
+		"{\"operation\":\"truncate\",\"type\":\"table_changed_event\"}",
+		"{\"type\": \"table_changed_event\", "
+		"\"operation\"\n:\t\"delete\"}",
+	};
+	static const char *const other[] = {
+		"{\"channel\": \"ch_pgqueuer\", \"operation\": \"insert\", "
+		"\"table\": \"pgqueuer\", \"type\": \"table_changed_event\"}",
+		"{\"operation\": \"update\", \"type\": "
+		"\"table_changed_event\"}",
+		/* the word inside a string value is not the key */
+		"{\"table\": \"x\\\"operation\\\": \\\"delete\", "
+		"\"operation\": "
+		"\"insert\", \"type\": \"table_changed_event\"}",
+		"{\"type\": \"cancellation_event\", \"ids\": [1]}",
+		"{\"operation\" \"delete\"}",
+		"",
+		"not json",
+	};
+
+	for (size_t i = 0; i < sizeof(removal) / sizeof(removal[0]); i++)
+		cr_expect(driver_event_is_removal(removal[i]), "%s",
+			  removal[i]);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		cr_expect(!driver_event_is_removal(other[i]), "%s", other[i]);
+}
