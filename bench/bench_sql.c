@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,18 @@ static const char claim_fold[] =
 	"SELECT array_agg(id ORDER BY priority DESC, id ASC) AS ids,\n"
 	"       array_agg('successful'::text) AS sts,\n"
 	"       array_agg(NULL::text) AS tbs\n"
+	"FROM claimed\n";
+
+/*
+ * The same fold for the combined statement, which passes the arrays on to
+ * the next transaction of the same client: empty arrays rather than NULLs,
+ * so that the next statement binds them as they are.
+ */
+static const char combined_fold[] =
+	"SELECT coalesce(array_agg(id ORDER BY priority DESC, id ASC),\n"
+	"                '{}') AS ids,\n"
+	"       coalesce(array_agg('successful'::text), '{}') AS sts,\n"
+	"       coalesce(array_agg(NULL::text), '{}') AS tbs\n"
 	"FROM claimed\n";
 
 /*
@@ -120,23 +133,61 @@ out:
 	return rc;
 }
 
+/*
+ * The worker's steady state: one statement completes the previous batch
+ * and claims the next. Each client carries its batch from one transaction
+ * to the next in its variables (start with -D ids={} sts={} tbs={}).
+ */
+static int
+write_combined(FILE *fp, const struct sql_names *names)
+{
+	static const char *const vars[] = {"owner", "ids",   "sts", "tbs",
+					   "eps",   "batch", "hb"};
+	char *cc = sql_stmt_render(SQL_COMPLETE_CLAIM, names);
+	const char *sel;
+	int rc = -1;
+
+	sel = last_select(cc);
+	if (sel == NULL || strstr(sel, "FROM claimed") == NULL) {
+		fprintf(stderr, "bench-sql: the combined statement no longer "
+				"ends with a SELECT from claimed\n");
+		goto out;
+	}
+	fprintf(fp, "-- pgq complete + claim (%s), final SELECT folded\n",
+		sql_stmt_name(SQL_COMPLETE_CLAIM));
+	if (put_with_vars(fp, cc, (size_t)(sel - cc), vars, 7) == -1)
+		goto out;
+	fputs(combined_fold, fp);
+	fputs("\\gset\n", fp);
+	rc = 0;
+out:
+	free(cc);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *prefix = NULL, *schema = NULL;
 	struct sql_names names;
 	struct pgq_error err;
+	bool combined = false;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--combined") == 0)
+			combined = true;
+		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
 			prefix = argv[++i];
 		else if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc)
 			schema = argv[++i];
 		else {
 			fprintf(stderr,
-				"usage: bench-sql [--prefix P] [--schema S]\n"
+				"usage: bench-sql [--combined] [--prefix P] "
+				"[--schema S]\n"
 				"writes the claim+complete pgbench script; "
-				"variables: eps batch hb owner\n");
+				"variables: eps batch hb owner\n"
+				"(--combined: the complete_claim statement; "
+				"also ids sts tbs)\n");
 			return 64;
 		}
 	}
@@ -144,7 +195,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-sql: %s\n", err.message);
 		return 64;
 	}
-	if (write_script(stdout, &names) == -1 || fflush(stdout) != 0)
+	if ((combined ? write_combined(stdout, &names)
+		      : write_script(stdout, &names)) == -1 ||
+	    fflush(stdout) != 0)
 		return 1;
 	return 0;
 }
