@@ -150,6 +150,7 @@ worker_message(struct worker *w, const struct chan_msg *m)
 	case CHAN_WAKE:
 		if (w->stopping)
 			break;
+		worker_title(w, "running");
 		if (w->c != NULL)
 			consumer_wake(w->c);
 		else
@@ -231,6 +232,20 @@ worker_term_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 /* ---- the engine's hooks ---- */
 
+/*
+ * The builtins that end inside their start call (noop, fail, echo): the
+ * master could do nothing with their start and end (there is no timeout to
+ * enforce and nothing to cancel or kill in between), so they are not
+ * reported. That saves two channel messages and two title updates per job
+ * where they would cost the most: a drain of no-op jobs.
+ */
+static bool
+worker_job_instant(const struct conf_entrypoint *ep)
+{
+	return ep != NULL && ep->kind == CONF_HANDLER_BUILTIN &&
+	       ep->builtin != CONF_BUILTIN_SLEEP;
+}
+
 static void
 hook_job_start(void *arg, const struct pgq_job *job, uint64_t timeout_ms)
 {
@@ -240,6 +255,8 @@ hook_job_start(void *arg, const struct pgq_job *job, uint64_t timeout_ms)
 	uint64_t master_timeout_ms = 0;
 	char detail[128];
 
+	if (worker_job_instant(ep))
+		return;
 	/*
 	 * Other handlers stop at their own timeout (timeout_ms); a module's
 	 * call cannot be interrupted, so the master enforces it by killing
@@ -298,8 +315,10 @@ hook_job_end(void *arg, const struct pgq_job *job, enum pgq_outcome outcome)
 	struct worker *w = arg;
 	uint64_t rss_kib = 0;
 
-	worker_send(w, CHAN_JOB_END, job->id, (int64_t)outcome, NULL);
-	worker_title(w, "running");
+	if (!worker_job_instant(conf_entrypoint_find(w->cf, job->entrypoint))) {
+		worker_send(w, CHAN_JOB_END, job->id, (int64_t)outcome, NULL);
+		worker_title(w, "running");
+	}
 	if (w->cf->max_worker_rss > 0)
 		rss_kib = worker_rss_kib();
 	if (w->max_jobs > 0 && consumer_processed(w->c) >= w->max_jobs)
