@@ -161,6 +161,11 @@ int pidfile_create(const char *path) PGQ_WUR;
  * instead, and the next master takes the unlocked file over. */
 void pidfile_remove(void);
 
+/* payload.c: writes the max_payload of cf's entrypoints (and clears those
+ * of old's entrypoints that are gone; old may be NULL) into the limits
+ * table, on the listening connection; a no-op while it is not ready. */
+void payload_sync(struct master *m, const struct conf *old);
+
 /* privs.c */
 /* Warns (log) when cf holds a DSN password and path is group- or
  * world-readable. */

@@ -67,6 +67,7 @@ reload_run(struct master *m)
 		want = nc->min_workers;
 	m->cf = nc;
 	reload_apply_master(m);
+	payload_sync(m, old);
 	spawn_breaker_reset(m);
 	m->nworkers = want;
 	/*
