@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "pgq.h"
 #include "tests/daemon/suite.h"
 
 TestSuite(harden, .init = suite_setup, .fini = suite_teardown);
@@ -235,4 +236,67 @@ Test(harden, root_handlers_are_refused_unless_allowed)
 	rc = hd_run(out, sizeof(out), "-c", d.ini, "--allow-root", "--drain",
 		    NULL);
 	cr_assert_eq(rc, 0, "%s", out);
+}
+
+Test(harden, max_payload_reaches_producers_and_the_worker_ends_bigger_jobs)
+{
+	static char big[17];
+	struct pgq_job_spec s;
+	struct pgq_error err;
+	struct pgq *q;
+
+	suite_start(1, "",
+		    "[entrypoint small]\nbuiltin = noop\nmax_payload = 16\n");
+	cr_assert_eq(hd_wait_scalar(db, 16, T_EVENT_MS,
+				    "SELECT coalesce(max(max_payload), -1) "
+				    "FROM pgqueuer_pgq_limits WHERE "
+				    "entrypoint = 'small'"),
+		     16, "%s", hd_read_log(&d));
+
+	/* A producer that knows nothing of the limit (PgQueuer's). */
+	PQclear(harness_query(
+		db, "INSERT INTO pgqueuer (priority, entrypoint, payload, "
+		    "status) VALUES (0, 'small', convert_to(repeat('x', 17), "
+		    "'UTF8'), 'queued'), (0, 'small', convert_to(repeat('y', "
+		    "16), 'UTF8'), 'queued')"));
+	cr_assert_eq(hd_wait_scalar(db, 1, T_EVENT_MS,
+				    "SELECT count(*) FROM pgqueuer_log WHERE "
+				    "status = 'exception' AND "
+				    "traceback->>'exception_type' = "
+				    "'PayloadTooLarge' AND "
+				    "traceback->>'exception_message' LIKE "
+				    "'payload of 17 bytes exceeds max_payload "
+				    "16 of entrypoint \"small\"'"),
+		     1, "%s", hd_read_log(&d));
+	cr_assert_eq(hd_wait_scalar(db, 1, T_EVENT_MS,
+				    "SELECT count(*) FROM pgqueuer_log WHERE "
+				    "status = 'successful'"),
+		     1, "%s", hd_read_log(&d));
+	cr_assert_eq(harness_scalar(db, "SELECT count(*) FROM pgqueuer"), 0);
+
+	/* pgq's producers are refused at enqueue. */
+	memset(&s, 0, sizeof(s));
+	s.entrypoint = "small";
+	s.payload = big;
+	s.payload_len = sizeof(big);
+	q = pgq_connect(dsn, NULL, PGQ_ROLE_PRODUCER, &err);
+	cr_assert_not_null(q, "%s", err.message);
+	cr_assert_eq(pgq_enqueue(q, &s, NULL, &err), -1);
+	cr_assert_eq(err.klass, PGQ_ERR_LIMIT, "%s", err.message);
+	pgq_free(q);
+
+	/* A reload without the key clears the limit. */
+	hd_write_ini(&d, "%s",
+		     hd_ini_text(dsn, 1, "",
+				 "[entrypoint small]\nbuiltin = noop\n"));
+	hd_signal(&d, SIGHUP);
+	cr_assert_eq(hd_wait_scalar(db, 0, T_EVENT_MS,
+				    "SELECT count(*) FROM pgqueuer_pgq_limits "
+				    "WHERE max_payload IS NOT NULL"),
+		     0, "%s", hd_read_log(&d));
+	q = pgq_connect(dsn, NULL, PGQ_ROLE_PRODUCER, &err);
+	cr_assert_not_null(q, "%s", err.message);
+	cr_assert_eq(pgq_enqueue(q, &s, NULL, &err), 0, "%s", err.message);
+	pgq_free(q);
+	stop_cleanly();
 }
