@@ -108,6 +108,8 @@ struct conf_entrypoint {
 	double requests_per_second; /* jobs claimed per second; 0 = none */
 	unsigned burst; /* token bucket size; ceil(requests_per_second) when
 			   not set, 0 without a rate */
+	uint64_t max_payload; /* largest payload in bytes an enqueue may
+				 insert (and a worker runs); 0 = none */
 };
 
 /* One [schedule NAME] section: a job for entrypoint at every cron tick. */
@@ -155,6 +157,9 @@ struct conf {
 	unsigned max_jobs_jitter;	  /* up to this many more, at random */
 	uint64_t max_worker_rss;	  /* recycle a worker whose resident set
 					     exceeds this many bytes; 0 = never */
+	char *user;	 /* started as root: drop to this user; "" = stay */
+	char *group;	 /* and this group; "" = the user's primary group */
+	bool allow_root; /* handlers may run as root; default no */
 
 	/* [database] */
 	char *dsn;	  /* conninfo or URI; "" = libpq environment */

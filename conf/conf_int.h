@@ -39,6 +39,7 @@ enum conf_type {
 	CONF_T_GROUP,	 /* char *: a group known to the system */
 	CONF_T_ENVNAMES, /* char *: environment variable names separated
 			    by blanks */
+	CONF_T_BOOL,	 /* bool: yes/no, true/false, on/off, 1/0 */
 };
 
 struct conf_key {

@@ -41,6 +41,8 @@ field_equal(const struct conf_key *k, const void *a, const void *b)
 		return *(const uint64_t *)fa == *(const uint64_t *)fb;
 	case CONF_T_REAL:
 		return *(const double *)fa == *(const double *)fb;
+	case CONF_T_BOOL:
+		return *(const bool *)fa == *(const bool *)fb;
 	case CONF_T_COMMAND:
 		/* What runs is argv; "a  b" and "a b" are the same command. */
 		return argv_equal(((const struct conf_entrypoint *)a)->argv,
@@ -259,6 +261,9 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 			break;
 		case CONF_T_REAL:
 			memcpy(dst, src, sizeof(double));
+			break;
+		case CONF_T_BOOL:
+			memcpy(dst, src, sizeof(bool));
 			break;
 		case CONF_T_IDENT:
 		case CONF_T_PATH:

@@ -125,6 +125,12 @@ const struct conf_key conf_keys[] = {
 	    CONF_APPLY_WORKERS, 0, 1000000000, NULL),
 	PGQ("max_worker_rss", CONF_T_SIZE, "0", max_worker_rss,
 	    CONF_APPLY_WORKERS, 0, SIZE_MAX_BYTES, NULL),
+	/* Privileges are dropped once, at start: a reload cannot regain them.
+	 */
+	PGQ("user", CONF_T_USER, NULL, user, CONF_APPLY_RESTART, 0, 0, NULL),
+	PGQ("group", CONF_T_GROUP, NULL, group, CONF_APPLY_RESTART, 0, 0, NULL),
+	PGQ("allow_root", CONF_T_BOOL, "no", allow_root, CONF_APPLY_RESTART, 0,
+	    0, NULL),
 
 	/* [database]: the master's own connection outlives a reload. */
 	DB("dsn", CONF_T_DSN, NULL, dsn, CONF_APPLY_RESTART),
@@ -165,6 +171,9 @@ const struct conf_key conf_keys[] = {
 	EP("requests_per_second", CONF_T_REAL, NULL, requests_per_second, 0,
 	   1000000, NULL),
 	EP("burst", CONF_T_UINT, NULL, burst, 1, 1000000, NULL),
+	/* Checked by the enqueue statement (limits table) and the worker. */
+	EP("max_payload", CONF_T_SIZE, "0", max_payload, 0, SIZE_MAX_BYTES,
+	   NULL),
 
 	/* [schedule NAME]: the master upserts and fires schedules itself. An
 	 * empty entrypoint becomes NAME after parsing. */

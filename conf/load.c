@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -989,6 +990,20 @@ parse_value(struct parser *ps, const struct raw_entry *e, void *base)
 			return -1;
 		}
 		break;
+	case CONF_T_BOOL: {
+		static const char *const yes[] = {"yes", "true", "on", "1"};
+		static const char *const no[] = {"no", "false", "off", "0"};
+
+		for (size_t i = 0; i < PGQ_NELEM(yes); i++) {
+			if (strcasecmp(v, yes[i]) == 0 ||
+			    strcasecmp(v, no[i]) == 0) {
+				*(bool *)f = strcasecmp(v, yes[i]) == 0;
+				return 0;
+			}
+		}
+		value_error(ps, e, "must be yes or no");
+		return -1;
+	}
 	case CONF_T_ENVNAMES:
 		if (!env_names_valid(v)) {
 			value_error(ps, e,
@@ -1142,6 +1157,10 @@ check_pgq(struct parser *ps, const struct raw_section *sec, struct conf *cf)
 	    cf->stats_interval_ms < 100)
 		conf_error_add(ps->errs, ps->file, si->line, "stats_interval",
 			       si->value, "must be 0 (off) or at least 100ms");
+	si = entry_find(sec, "group");
+	if (si != NULL && !si->bad && entry_find(sec, "user") == NULL)
+		conf_error_add(ps->errs, ps->file, si->line, "group", NULL,
+			       "only applies with user");
 	if (cf->channel[0] == '\0') {
 		free(cf->channel);
 		cf->channel = xasprintf("%sch_pgqueuer", cf->prefix);
@@ -1507,6 +1526,8 @@ conf_free(struct conf *cf)
 		case CONF_T_MODULE:
 		case CONF_T_SYMBOL:
 		case CONF_T_COMMAND:
+		case CONF_T_USER:
+		case CONF_T_GROUP:
 			free(*(char **)CONF_FIELD(cf, k));
 			break;
 		default:

@@ -65,6 +65,9 @@ driver_error_classify(const char *sqlstate)
 		return PGQ_ERR_UNDEFINED_TABLE;
 	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
 		return PGQ_ERR_SERIALIZATION;
+	/* program_limit_exceeded: pgq raises it for max_payload */
+	if (strcmp(sqlstate, "54000") == 0)
+		return PGQ_ERR_LIMIT;
 	return PGQ_ERR_OTHER;
 }
 
@@ -126,4 +129,8 @@ driver_error_from_result(struct pgq_error *err, PGconn *conn,
 	else if (err->klass == PGQ_ERR_SERIALIZATION)
 		snprintf(err->hint, sizeof(err->hint),
 			 "a concurrent transaction conflicted: retry");
+	else if (err->klass == PGQ_ERR_LIMIT)
+		snprintf(err->hint, sizeof(err->hint),
+			 "a limit of the queue was exceeded; retrying the same "
+			 "request fails again");
 }

@@ -37,6 +37,8 @@ enum pgq_error_class {
 	PGQ_ERR_INVALID, /* a bad argument: name, size, count; nothing was sent
 			  */
 	PGQ_ERR_OTHER,	 /* any other server or client error */
+	PGQ_ERR_LIMIT,	 /* a limit was exceeded (54000): a payload over its
+			    entrypoint's max_payload; nothing was inserted */
 };
 
 struct pgq_error {

@@ -30,6 +30,8 @@ pgq_error_class_name(enum pgq_error_class klass)
 		return "connection_check";
 	case PGQ_ERR_INVALID:
 		return "invalid_argument";
+	case PGQ_ERR_LIMIT:
+		return "program_limit_exceeded";
 	case PGQ_ERR_OTHER:
 		break;
 	}
@@ -51,6 +53,7 @@ pgq_new(PGconn *conn, bool owned, const struct pgq_options *opt,
 	q->conn = conn;
 	q->owned = owned;
 	q->role = role;
+	q->payload_check = -1;
 	driver_prepared_reset(&q->prep);
 	return q;
 }
@@ -266,7 +269,17 @@ pgq_enqueue_batch(struct pgq *q, const struct pgq_job_spec *jobs, size_t n,
 	values[4] = dk.p;
 	values[5] = hd.p;
 	values[6] = on_conflict == PGQ_CONFLICT_SKIP ? "true" : "false";
-	r = pgq_int_exec(q, SQL_ENQUEUE, 7, values, NULL, NULL, err);
+	/* Once per handle: a queue without pgq's limits table (installed by
+	 * PgQueuer) keeps the plain statement. */
+	if (q->payload_check < 0) {
+		q->payload_check =
+			sql_payload_check_exists(q->conn, &q->names, err);
+		if (q->payload_check < 0)
+			goto out;
+	}
+	r = pgq_int_exec(q,
+			 q->payload_check ? SQL_ENQUEUE_CHECKED : SQL_ENQUEUE,
+			 7, values, NULL, NULL, err);
 	if (r == NULL)
 		goto out;
 	for (int row = 0; row < PQntuples(r); row++) {

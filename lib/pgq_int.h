@@ -20,6 +20,9 @@ struct pgq {
 	struct sql_names names;
 	struct driver_prepared prep;	 /* slot = enum sql_stmt */
 	char *stmt_text[SQL_STMT_COUNT]; /* rendered on first use */
+	int payload_check; /* enqueue checks max_payload: 1 yes, 0 no (no
+			      limits table or payload function), -1 not
+			      looked up yet */
 };
 
 /*

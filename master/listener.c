@@ -120,6 +120,7 @@ listener_listen_done(struct driver_async *a, PGresult *res,
 	log_info("listening channel=%s backend_pid=%d%s", m->names.channel,
 		 PQbackendPID(ls->conn), reconnect ? " (reconnected)" : "");
 	recovery_retry(m);
+	payload_sync(m, NULL);
 	/* Notifications sent while we were away are lost: look for work. */
 	if (reconnect)
 		wake_all(m, "reconnect");

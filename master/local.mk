@@ -6,7 +6,8 @@ sbin_PROGRAMS += pgq-master
 pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/listener.c master/wake.c master/heartbeat.c master/recovery.c \
 	master/signals.c master/reload.c master/pidfile.c master/notify.c \
-	master/scheduler.c master/control.c
+	master/scheduler.c master/control.c master/privs.c \
+	master/payload.c
 pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
 # Handler modules call pgq_job_canceled() and the other pgq_* functions of

@@ -1,8 +1,9 @@
 /*
- * pgq-master: loads and checks the INI file, takes the pidfile, opens the
- * LISTEN connection, forks the workers and runs the loop until a shutdown
- * completes. `-t` only checks the file. Exit codes: 0 after a shutdown, 64
- * usage, 78 configuration, 1 any other failure to start.
+ * pgq-master: loads and checks the INI file, opens the log and the pidfile,
+ * drops root to [pgq] user, opens the LISTEN connection, forks the workers
+ * and runs the loop until a shutdown completes. `-t` only checks the file.
+ * Exit codes: 0 after a shutdown, 64 usage, 78 configuration, 1 any other
+ * failure to start.
  */
 #include "config.h"
 
@@ -20,13 +21,15 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-		"usage: pgq-master -c FILE [-t] [-n] [--drain] [-V] [-h]\n"
+		"usage: pgq-master -c FILE [-t] [-n] [--drain] [--allow-root] "
+		"[-V] [-h]\n"
 		"  -c, --config FILE  the INI file (pgq.ini(5))\n"
 		"  -t, --test         check the file, print \"configuration "
 		"OK\" "
 		"or the errors\n"
 		"  -n, --foreground   stay in the foreground (the default)\n"
 		"      --drain        exit 0 once no eligible job is left\n"
+		"      --allow-root   let handlers run as root (allow_root)\n"
 		"  -V, --version      print the version\n"
 		"  -h, --help         this text\n"
 		"signals: TERM graceful, INT fast, QUIT immediate, HUP "
@@ -122,6 +125,7 @@ main(int argc, char **argv)
 		{"test", no_argument, NULL, 't'},
 		{"foreground", no_argument, NULL, 'n'},
 		{"drain", no_argument, NULL, 'D'},
+		{"allow-root", no_argument, NULL, 'R'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -129,7 +133,7 @@ main(int argc, char **argv)
 	struct master m;
 	struct conf_errors errs;
 	const char *path = NULL;
-	bool test = false;
+	bool test = false, allow_root = false;
 	int ch, rc = 1;
 
 	master_title_init(argc, argv);
@@ -147,6 +151,9 @@ main(int argc, char **argv)
 			break;
 		case 'D':
 			m.drain = true;
+			break;
+		case 'R':
+			allow_root = true;
 			break;
 		case 'V':
 			printf("pgq-master %s\n", PGQ_VERSION);
@@ -178,6 +185,9 @@ main(int argc, char **argv)
 		conf_free(m.cf);
 		return 0;
 	}
+	rc = privs_check(m.cf, path, allow_root);
+	if (rc != 0)
+		goto out;
 	log_set_timestamps(isatty(STDERR_FILENO));
 	log_set_level(m.cf->log_level);
 	if (log_set_target(m.cf->log_target, m.cf->log_file) == -1) {
@@ -185,11 +195,18 @@ main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	privs_check_conf_mode(m.cf, path);
 	if (master_render_sql(&m) == -1) {
 		rc = MASTER_EX_CONFIG;
 		goto out;
 	}
 	if (m.cf->pidfile[0] != '\0' && pidfile_create(m.cf->pidfile) == -1) {
+		rc = 1;
+		goto out;
+	}
+	/* Root opened the log and the pidfile; nothing after needs it. */
+	if (privs_drop(m.cf) == -1) {
+		pidfile_remove();
 		rc = 1;
 		goto out;
 	}

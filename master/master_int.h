@@ -157,7 +157,30 @@ struct master {
 
 /* pidfile.c */
 int pidfile_create(const char *path) PGQ_WUR;
+/* Unlinks the pidfile; when the dropped user may not (EACCES), empties it
+ * instead, and the next master takes the unlocked file over. */
 void pidfile_remove(void);
+
+/* payload.c: writes the max_payload of cf's entrypoints (and clears those
+ * of old's entrypoints that are gone; old may be NULL) into the limits
+ * table, on the listening connection; a no-op while it is not ready. */
+void payload_sync(struct master *m, const struct conf *old);
+
+/* privs.c */
+/* Warns (log) when cf holds a DSN password and path is group- or
+ * world-readable. */
+void privs_check_conf_mode(const struct conf *cf, const char *path);
+/*
+ * Before the drop: [pgq] user is reachable (root, or already that user),
+ * no entrypoint asks for a user the dropped master cannot switch to, and no
+ * handler would run as root unless allow_root (flag or key). Returns 0, or
+ * MASTER_EX_CONFIG after logging why.
+ */
+int privs_check(const struct conf *cf, const char *path,
+		bool allow_root) PGQ_WUR;
+/* Started as root with [pgq] user: setgroups, setgid, setuid, then proves
+ * root cannot be regained. 0, or -1 after logging. */
+int privs_drop(const struct conf *cf) PGQ_WUR;
 
 /* notify.c: sd_notify when NOTIFY_SOCKET is set; no-op otherwise */
 void master_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

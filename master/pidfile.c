@@ -85,8 +85,17 @@ pidfile_remove(void)
 	if (pidfile_fd == -1)
 		return;
 	/* Unlink before unlocking: a new master must not lose its file. */
-	if (unlink(pidfile_path) == -1 && errno != ENOENT)
-		log_warn("pidfile %s: cannot remove", pidfile_path);
+	if (unlink(pidfile_path) == -1) {
+		/* After a privilege drop the directory may not be ours: an
+		 * empty, unlocked file is taken over by the next master. */
+		if (errno == EACCES || errno == EPERM) {
+			if (ftruncate(pidfile_fd, 0) == -1)
+				log_warn("pidfile %s: cannot empty",
+					 pidfile_path);
+		} else if (errno != ENOENT) {
+			log_warn("pidfile %s: cannot remove", pidfile_path);
+		}
+	}
 	close(pidfile_fd);
 	pidfile_fd = -1;
 	free(pidfile_path);

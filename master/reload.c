@@ -47,6 +47,7 @@ reload_run(struct master *m)
 		return;
 	}
 	conf_errors_clear(&errs);
+	privs_check_conf_mode(nc, m->conf_path);
 	conf_diff(old, nc, &diff);
 	for (size_t i = 0; i < diff.nchanges; i++) {
 		if (diff.changes[i].apply == CONF_APPLY_RESTART)
@@ -66,6 +67,7 @@ reload_run(struct master *m)
 		want = nc->min_workers;
 	m->cf = nc;
 	reload_apply_master(m);
+	payload_sync(m, old);
 	spawn_breaker_reset(m);
 	m->nworkers = want;
 	/*

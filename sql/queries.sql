@@ -24,6 +24,8 @@
 -- earlier row of the same batch. Only one of the two INSERTs gets rows; the
 -- statement trigger fires once for the statement (one notification, sent at
 -- commit).
+-- {enqueue_check} is empty in SQL_ENQUEUE; SQL_ENQUEUE_CHECKED puts
+-- stmt.enqueue_check there (sql_stmt_render).
 -- Index: the unique dedupe index is checked per row; no reads.
 -- Locks: the new rows only (and the dedupe index key).
 -- name: stmt.enqueue
@@ -40,6 +42,7 @@ WITH input AS (
                 $5::text[], $6::jsonb[])
          WITH ORDINALITY AS t(entrypoint, payload, priority, delay,
                               dedupe_key, headers, ord)
+    {enqueue_check}
     ORDER BY t.ord
 ),
 raised AS (
@@ -77,6 +80,42 @@ logged AS (
 SELECT i.ord, i.id
 FROM input i JOIN inserted j ON j.id = i.id
 ORDER BY i.ord;
+
+-- ENQUEUE_CHECK: the WHERE that SQL_ENQUEUE_CHECKED adds to the input of
+-- stmt.enqueue, for a queue with pgq's limits table and payload function.
+-- An uncorrelated subquery, so PostgreSQL runs it once, as a one-time
+-- filter, before the first row is inserted: the payload function raises
+-- 54000 for the first job over its entrypoint's max_payload, and the whole
+-- statement (every job of the batch) fails. Jobs within their limits make
+-- the count 0 and the filter true.
+-- Index: the limits table's primary key (a hash of its few rows).
+-- Locks: none.
+-- name: stmt.enqueue_check
+    WHERE (SELECT count({queue}_pgq_payload_check(c.entrypoint,
+                                                  octet_length(c.payload),
+                                                  l.max_payload))
+           FROM unnest($1::text[], $2::bytea[]) AS c(entrypoint, payload)
+           JOIN {queue}_pgq_limits l ON l.entrypoint = c.entrypoint
+           WHERE l.max_payload IS NOT NULL
+             AND octet_length(c.payload) > l.max_payload) = 0
+
+-- PAYLOAD_LIMITS: the master's max_payload per entrypoint into the limits
+-- table, at start and reload.
+-- $1 text[] entrypoints, $2 bigint[] max_payload (0 = none).
+-- A limit creates or updates the entrypoint's row; 0 clears a limit that a
+-- row holds and creates no row. Returns nothing; PQcmdTuples = rows changed.
+-- Index: the limits table's primary key. Locks: the rows written.
+-- name: stmt.payload_limits
+INSERT INTO {queue}_pgq_limits AS l (entrypoint, max_payload)
+SELECT t.entrypoint, nullif(t.max_payload, 0)
+FROM unnest($1::text[], $2::bigint[]) AS t(entrypoint, max_payload)
+WHERE t.max_payload > 0
+   OR EXISTS (SELECT 1 FROM {queue}_pgq_limits x
+              WHERE x.entrypoint = t.entrypoint
+                AND x.max_payload IS NOT NULL)
+ON CONFLICT (entrypoint) DO UPDATE
+    SET max_payload = excluded.max_payload, updated = now()
+    WHERE l.max_payload IS DISTINCT FROM excluded.max_payload;
 
 -- CLAIM
 -- $1 text[] entrypoints, $2 int limit, $3 interval heartbeat timeout, $4

@@ -41,6 +41,9 @@ static const struct {
 	[SQL_LIMIT_LOCK] = {"stmt.limit_lock", "pgq_limit_lock"},
 	[SQL_CLAIM_LIMITED] = {"stmt.claim_limited", "pgq_claim_limited"},
 	[SQL_COMPLETE_CLAIM] = {"stmt.complete_claim", "pgq_complete_claim"},
+	/* stmt.enqueue with stmt.enqueue_check in its {enqueue_check} */
+	[SQL_ENQUEUE_CHECKED] = {"stmt.enqueue", "pgq_enqueue_checked"},
+	[SQL_PAYLOAD_LIMITS] = {"stmt.payload_limits", "pgq_payload_limits"},
 };
 
 static const char *const script_prefix[SQL_SCRIPT_COUNT] = {
@@ -214,13 +217,32 @@ char *
 sql_stmt_render(enum sql_stmt s, const struct sql_names *n)
 {
 	const struct sql_section *sec;
+	char *out, *at;
 
 	if ((unsigned)s >= SQL_STMT_COUNT)
 		return NULL;
 	sec = sql_section_find(stmt_table[s].section);
 	if (sec == NULL)
 		return NULL;
-	return sql_render_text(section_text(sec), n, SQL_DURABLE);
+	out = sql_render_text(section_text(sec), n, SQL_DURABLE);
+	/* One enqueue text, two statements: the check is spliced in (or
+	 * left out) here, not kept as a second copy of stmt.enqueue. */
+	at = strstr(out, "{enqueue_check}");
+	if (at != NULL) {
+		const struct sql_section *chk =
+			sql_section_find("stmt.enqueue_check");
+		char *frag = s == SQL_ENQUEUE_CHECKED && chk != NULL
+				     ? sql_render_text(section_text(chk), n,
+						       SQL_DURABLE)
+				     : xstrdup("");
+		char *joined = xasprintf("%.*s%s%s", (int)(at - out), out, frag,
+					 at + strlen("{enqueue_check}"));
+
+		free(frag);
+		free(out);
+		out = joined;
+	}
+	return out;
 }
 
 void

@@ -178,3 +178,31 @@ sql_set_durability(PGconn *conn, const struct sql_names *n,
 {
 	return run_script(conn, SQL_SCRIPT_DURABILITY, n, d, true, err);
 }
+
+int
+sql_payload_check_exists(PGconn *conn, const struct sql_names *n,
+			 struct pgq_error *err)
+{
+	char fn[sizeof(n->queue) + 64], tbl[sizeof(n->queue) + 16];
+	const char *params[2] = {fn, tbl};
+	PGresult *r;
+	int rc;
+
+	snprintf(fn, sizeof(fn), "%s_pgq_payload_check(text,bigint,bigint)",
+		 n->queue);
+	snprintf(tbl, sizeof(tbl), "%s_pgq_limits", n->queue);
+	/* The function comes after the column in install and upgrade; the
+	 * column is checked too, for a hand-made schema. */
+	r = driver_exec_params(
+		conn,
+		"SELECT to_regprocedure($1) IS NOT NULL AND EXISTS ("
+		"SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+		"to_regclass($2) AND attname = 'max_payload' AND NOT "
+		"attisdropped)",
+		2, params, NULL, NULL, 0, err);
+	if (r == NULL)
+		return -1;
+	rc = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	return rc;
+}

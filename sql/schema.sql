@@ -125,8 +125,16 @@ CREATE {unlogged_queue}TABLE {queue}_pgq_limits (
     burst DOUBLE PRECISION NOT NULL DEFAULT 0,
     tokens DOUBLE PRECISION NOT NULL DEFAULT 0,
     refilled TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
-    updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()
+    updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
+    max_payload BIGINT
 );
+
+-- pgq's max_payload error, raised by the checked enqueue statement (see
+-- stmt.enqueue_check) for the first job over its entrypoint's limit. Its
+-- existence is what a producer looks for to choose the checked statement,
+-- so it is created after the max_payload column, in install and upgrade.
+-- name: install.payload_check
+@upgrade.payload_check
 
 -- The notify function. A statement-level trigger sees OLD and NEW as NULL,
 -- so the UPDATE branch never fires: only INSERT, DELETE and TRUNCATE notify,
@@ -177,6 +185,9 @@ DROP TABLE IF EXISTS {schedules};
 
 -- name: uninstall.limits
 DROP TABLE IF EXISTS {queue}_pgq_limits;
+
+-- name: uninstall.payload_check
+DROP FUNCTION IF EXISTS {queue}_pgq_payload_check(TEXT, BIGINT, BIGINT);
 
 -- name: uninstall.function
 DROP FUNCTION IF EXISTS {function}();
@@ -370,6 +381,22 @@ CREATE TABLE IF NOT EXISTS {queue}_pgq_limits (
     refilled TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW(),
     updated TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT NOW()
 );
+
+-- max_payload came after the limits table; NULL = no limit.
+-- name: upgrade.limits_max_payload
+ALTER TABLE {queue}_pgq_limits ADD COLUMN IF NOT EXISTS max_payload BIGINT;
+
+-- name: upgrade.payload_check
+CREATE OR REPLACE FUNCTION {queue}_pgq_payload_check(
+    ep TEXT, size BIGINT, max_payload BIGINT) RETURNS INT AS $$
+BEGIN
+    RAISE EXCEPTION 'payload of % bytes exceeds max_payload % of entrypoint "%"',
+        size, max_payload, ep
+        USING ERRCODE = 'program_limit_exceeded',
+              HINT = 'enqueue a smaller payload (keep large data elsewhere '
+                     'and pass a reference), or raise max_payload in pgq.ini';
+END;
+$$ LANGUAGE plpgsql;
 
 -- Early layouts used SERIAL (int4) ids; widen them only when needed,
 -- because ALTER COLUMN TYPE rewrites the table. A serial's sequence is

@@ -131,6 +131,14 @@ enum sql_stmt {
 				priority = jobs completed), then the SQL_CLAIM
 				columns; one round trip, one commit; needs >= 1
 				id (the DELETE notifies) */
+	SQL_ENQUEUE_CHECKED, /* SQL_ENQUEUE that first checks max_payload in
+				the limits table: 54000 and nothing inserted
+				when a job is over its entrypoint's limit.
+				Needs the limits table and payload function
+				(sql_payload_check_exists) */
+	SQL_PAYLOAD_LIMITS,  /* $1 text[] entrypoints, $2 bigint[] max_payload
+				(0 = none) -> nothing; sets or clears the
+				limits table's max_payload */
 	SQL_STMT_COUNT
 };
 
@@ -164,6 +172,14 @@ void sql_script_render(enum sql_script s, const struct sql_names *n,
 void sql_script_clear(struct sql_script_text *t);
 
 /* ---- schema operations on a blocking connection ---- */
+
+/*
+ * Whether the queue has pgq's limits table with max_payload and the payload
+ * function, i.e. whether SQL_ENQUEUE_CHECKED can run. 1 yes, 0 no, -1 on a
+ * database error (err set).
+ */
+int sql_payload_check_exists(PGconn *conn, const struct sql_names *n,
+			     struct pgq_error *err) PGQ_WUR;
 
 /* Runs install in one transaction. Returns 0 or -1 with err. */
 int sql_install(PGconn *conn, const struct sql_names *n, enum sql_durability d,

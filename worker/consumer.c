@@ -40,6 +40,8 @@ struct consumer_ep {
 	struct handler *h;
 	struct pgq_entrypoint_options opt;
 	double retry_jitter;	/* share of the delay, 0..1 (daemon only) */
+	uint64_t max_payload;	/* larger payloads are not run; 0 = none
+				   (daemon only) */
 	bool limited;		/* a concurrency or rate limit applies */
 	bool ticket;		/* holds a token a claim reserved for it */
 	uint64_t ticket_due_ms; /* when that token may be spent (monotonic) */
@@ -1180,6 +1182,29 @@ consumer_job_done(const struct handler_result *r, void *arg)
 		consumer_kick(c);
 }
 
+/*
+ * A job over max_payload got in past the enqueue check (another producer,
+ * or enqueued before the limit was set): it ends as an exception, never
+ * run, never silently dropped, whatever on_failure says.
+ */
+static void
+consumer_too_large(struct pgq_consumer *c, struct consumer_job *j)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg),
+		 "payload of %zu bytes exceeds max_payload %llu of entrypoint "
+		 "\"%s\"",
+		 j->job.payload_len, (unsigned long long)j->ep->max_payload,
+		 j->job.entrypoint);
+	consumer_log(c, LOG_LEVEL_WARN, "job=%lld: not run: %s",
+		     (long long)j->job.id, msg);
+	outcome_add(&c->complete, j->job.id, "exception", 0,
+		    consumer_traceback(j, "PayloadTooLarge", msg, NULL, NULL));
+	if (j->ep->limited)
+		c->flush_soon = true;
+}
+
 static void
 consumer_run_next(struct pgq_consumer *c)
 {
@@ -1195,6 +1220,10 @@ consumer_run_next(struct pgq_consumer *c)
 	j = &c->batch[c->next++];
 	if (j->canceled) {
 		outcome_add(&c->complete, j->job.id, "canceled", 0, NULL);
+		return;
+	}
+	if (j->ep->max_payload > 0 && j->job.payload_len > j->ep->max_payload) {
+		consumer_too_large(c, j);
 		return;
 	}
 	consumer_heartbeat(c);
@@ -1670,6 +1699,16 @@ consumer_set_retry_jitter(struct pgq_consumer *c, const char *entrypoint,
 		ep->retry_jitter = jitter < 0.0	  ? 0.0
 				   : jitter > 1.0 ? 1.0
 						  : jitter;
+}
+
+void
+consumer_set_max_payload(struct pgq_consumer *c, const char *entrypoint,
+			 uint64_t max_payload)
+{
+	struct consumer_ep *ep = consumer_find_ep(c, entrypoint);
+
+	if (ep != NULL)
+		ep->max_payload = max_payload;
 }
 
 void

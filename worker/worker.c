@@ -475,6 +475,7 @@ worker_consumer(struct worker *w)
 		if (consumer_add_handler(w->c, ep->name, h, &o) == -1)
 			return -1;
 		consumer_set_retry_jitter(w->c, ep->name, ep->retry_jitter);
+		consumer_set_max_payload(w->c, ep->name, ep->max_payload);
 		/* One claim serves every entrypoint: the smallest batch. */
 		if (ep->batch_size > 0 && ep->batch_size < batch)
 			batch = ep->batch_size;

@@ -204,6 +204,10 @@ uint64_t consumer_processed(const struct pgq_consumer *c);
 /* The random share of entrypoint's retry delays, 0..1 (default 0). */
 void consumer_set_retry_jitter(struct pgq_consumer *c, const char *entrypoint,
 			       double jitter);
+/* Jobs of entrypoint with a larger payload end as exceptions
+ * (PayloadTooLarge) without running; 0 = no limit (default). */
+void consumer_set_max_payload(struct pgq_consumer *c, const char *entrypoint,
+			      uint64_t max_payload);
 /*
  * Retires after max_jobs jobs (0 = never): claims never reach past it, and
  * once it is reached the engine stops as after a graceful shutdown.

@@ -73,3 +73,13 @@ tests_daemon_test_control_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_control_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_control_DEPENDENCIES = $(DAEMON_DEPS) pgq$(EXEEXT) \
 	tests/daemon/mod_control.la
+
+# Hardening: the password warning, the privilege drop, the root refusal and
+# the worker's max_payload check (helper "harden")
+check_PROGRAMS += tests/daemon/test_harden
+TESTS += tests/daemon/test_harden
+tests_daemon_test_harden_SOURCES = tests/daemon/test_harden.c \
+	tests/daemon/suite.h
+tests_daemon_test_harden_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_harden_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_harden_DEPENDENCIES = $(DAEMON_DEPS)

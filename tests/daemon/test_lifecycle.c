@@ -123,7 +123,9 @@ Test(lifecycle, a_live_master_refuses_a_second_one_and_removes_its_pidfile)
 	pid = strtol(buf, NULL, 10);
 	cr_assert_eq(pid, (long)d.pid);
 
-	cr_assert_eq(hd_run(out, sizeof(out), "-c", d.ini, NULL), 1, "%s", out);
+	cr_assert_eq(
+		hd_run(out, sizeof(out), "-c", d.ini, "--allow-root", NULL), 1,
+		"%s", out);
 	cr_assert(strstr(out, "held by a running master") != NULL, "%s", out);
 	cr_assert(access(d.pidfile, F_OK) == 0, "the refused one removed it");
 

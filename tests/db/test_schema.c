@@ -366,7 +366,7 @@ Test(schema, install_gives_pgqueuer_catalog_exactly, .timeout = 60)
 	cr_expect_str_eq(got, expected_indexes);
 	free(got);
 
-	/* pgq's one addition: the limits table, keyed by entrypoint. */
+	/* pgq's additions: the limits table, keyed by entrypoint. */
 	got = rows_text(c, "SELECT concat_ws(' ', column_name, data_type, "
 			   "is_nullable, coalesce(column_default, '-')) "
 			   "FROM information_schema.columns WHERE "
@@ -378,8 +378,18 @@ Test(schema, install_gives_pgqueuer_catalog_exactly, .timeout = 60)
 			      "burst double precision NO 0\n"
 			      "tokens double precision NO 0\n"
 			      "refilled timestamp with time zone NO now()\n"
-			      "updated timestamp with time zone NO now()\n");
+			      "updated timestamp with time zone NO now()\n"
+			      "max_payload bigint YES -\n");
 	free(got);
+	/* And the function the checked enqueue raises max_payload with. */
+	cr_expect_str_eq(
+		harness_text(
+			c, "SELECT l.lanname || ' ' || "
+			   "format_type(p.prorettype, NULL) FROM pg_proc p "
+			   "JOIN pg_language l ON l.oid = p.prolang WHERE "
+			   "p.oid = 'pgqueuer_pgq_payload_check(text, bigint, "
+			   "bigint)'::regprocedure"),
+		"plpgsql integer");
 	cr_expect_str_eq(harness_text(c, "SELECT string_agg(indexname, ',') "
 					 "FROM pg_indexes WHERE tablename = "
 					 "'pgqueuer_pgq_limits'"),

@@ -48,8 +48,8 @@ const char *hd_ini_text(const char *conninfo, unsigned workers,
 			const char *pgq_extra, const char *sections);
 
 /*
- * Starts pgq-master -c d->ini plus the NULL-terminated extra arguments, output
- * appended to d->log. Returns the pid.
+ * Starts pgq-master -c d->ini --allow-root plus the NULL-terminated extra
+ * arguments, output appended to d->log. Returns the pid.
  */
 pid_t hd_start(struct hd *d, ...);
 /*

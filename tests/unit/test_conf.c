@@ -419,7 +419,38 @@ static const struct bad_value bad_values[] = {
 	{"entrypoint", "burst = 0", "burst: must be 1..1000000"},
 	{"entrypoint", "burst = 5",
 	 "burst: only applies with requests_per_second"},
+	{"pgq", "user = no_such_user_pgq", "user: no such user"},
+	{"pgq", "group = root", "group: only applies with user"},
+	{"pgq", "allow_root = maybe",
+	 "allow_root: must be yes or no, got \"maybe\""},
+	{"pgq", "allow_root =", "allow_root: must be yes or no"},
+	{"entrypoint", "max_payload = lots", "max_payload: must be a size"},
+	{"entrypoint", "max_payload = -1", "max_payload: must be a size"},
+	{"entrypoint", "max_payload = 2T", "max_payload: must be a size"},
+	{"entrypoint", "max_payload = 1025G", "max_payload: must be a size"},
 };
+
+Test(conf, privilege_and_payload_keys_load_with_their_values)
+{
+	struct conf *cf = load_ok("[pgq]\nuser = nobody\ngroup = 0\n"
+				  "allow_root = Yes\n"
+				  "[entrypoint e]\nbuiltin = noop\n"
+				  "max_payload = 64k\n"
+				  "[entrypoint f]\nbuiltin = noop\n");
+
+	cr_expect_str_eq(cf->user, "nobody");
+	cr_expect_str_eq(cf->group, "0");
+	cr_expect(cf->allow_root);
+	cr_expect_eq(cf->entrypoints[0].max_payload, 65536);
+	cr_expect_eq(cf->entrypoints[1].max_payload, 0);
+	cr_expect_eq(conf_key_apply("pgq", "user"), CONF_APPLY_RESTART);
+	cr_expect_eq(conf_key_apply("pgq", "allow_root"), CONF_APPLY_RESTART);
+	conf_free(cf);
+	cf = load_ok(MINIMAL);
+	cr_expect(!cf->allow_root);
+	cr_expect_str_eq(cf->user, "");
+	conf_free(cf);
+}
 
 Test(conf, every_bad_value_is_reported_at_its_line)
 {
