@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/common.h"
 #include "sql/sql.h"
 
 /*
@@ -165,25 +166,92 @@ out:
 	return rc;
 }
 
+/*
+ * The enqueue of n jobs as pgbench sends it: pgq's own statement with its
+ * arrays built in the server (array_fill) instead of bound, the same jobs
+ * as bench-producer's (entrypoint noop, no payload, priority 0). With
+ * floor, the least any queue must do for them instead: the queue rows and
+ * their queued log rows, with nothing returned.
+ */
+static int
+write_enqueue(FILE *fp, const struct sql_names *names, long n, bool floor)
+{
+	char *args[7];
+	char *enq = NULL;
+	int rc = -1;
+
+	if (floor) {
+		fprintf(fp,
+			"-- the floor: %ld queue rows and their log rows\n"
+			"WITH q AS (\n"
+			"    INSERT INTO %s (priority, entrypoint, status)\n"
+			"    SELECT 0, 'noop', 'queued'\n"
+			"    FROM generate_series(1, %ld)\n"
+			"    RETURNING id, priority, entrypoint\n"
+			")\n"
+			"INSERT INTO %s (job_id, status, priority, "
+			"entrypoint)\n"
+			"SELECT id, 'queued', priority, entrypoint FROM q;\n",
+			n, names->queue, n, names->log);
+		return 0;
+	}
+	args[0] = xasprintf("array_fill('noop'::text, ARRAY[%ld])", n);
+	args[1] = xasprintf("array_fill(NULL::bytea, ARRAY[%ld])", n);
+	args[2] = xasprintf("array_fill(0, ARRAY[%ld])", n);
+	args[3] = xasprintf("array_fill(NULL::interval, ARRAY[%ld])", n);
+	args[4] = xasprintf("array_fill(NULL::text, ARRAY[%ld])", n);
+	args[5] = xasprintf("array_fill(NULL::jsonb, ARRAY[%ld])", n);
+	args[6] = xstrdup("false");
+	enq = sql_stmt_render(SQL_ENQUEUE, names);
+	fprintf(fp, "-- pgq enqueue (%s) of %ld jobs, arrays built in place\n",
+		sql_stmt_name(SQL_ENQUEUE), n);
+	/* put_with_vars writes ":NAME" for $N: pass the text after the ':' */
+	for (const char *t = enq; *t != '\0'; t++) {
+		if (t[0] == '$' && t[1] >= '1' && t[1] <= '7' &&
+		    (t[2] < '0' || t[2] > '9')) {
+			fputs(args[t[1] - '1'], fp);
+			t++;
+			continue;
+		}
+		fputc(*t, fp);
+	}
+	rc = 0;
+	free(enq);
+	for (int i = 0; i < 7; i++)
+		free(args[i]);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *prefix = NULL, *schema = NULL;
 	struct sql_names names;
 	struct pgq_error err;
-	bool combined = false;
+	bool combined = false, floor = false;
+	long enqueue = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--combined") == 0)
 			combined = true;
-		else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
+		else if ((strcmp(argv[i], "--enqueue") == 0 ||
+			  strcmp(argv[i], "--enqueue-floor") == 0) &&
+			 i + 1 < argc) {
+			floor = strcmp(argv[i], "--enqueue-floor") == 0;
+			enqueue = strtol(argv[++i], NULL, 10);
+			if (enqueue < 1 || enqueue > 100000) {
+				fprintf(stderr, "bench-sql: --enqueue takes "
+						"1..100000\n");
+				return 64;
+			}
+		} else if (strcmp(argv[i], "--prefix") == 0 && i + 1 < argc)
 			prefix = argv[++i];
 		else if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc)
 			schema = argv[++i];
 		else {
 			fprintf(stderr,
-				"usage: bench-sql [--combined] [--prefix P] "
-				"[--schema S]\n"
+				"usage: bench-sql [--combined | --enqueue N | "
+				"--enqueue-floor N] [--prefix P] [--schema S]\n"
 				"writes the claim+complete pgbench script; "
 				"variables: eps batch hb owner\n"
 				"(--combined: the complete_claim statement; "
@@ -195,8 +263,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-sql: %s\n", err.message);
 		return 64;
 	}
-	if ((combined ? write_combined(stdout, &names)
-		      : write_script(stdout, &names)) == -1 ||
+	if ((enqueue > 0 ? write_enqueue(stdout, &names, enqueue, floor)
+	     : combined	 ? write_combined(stdout, &names)
+			 : write_script(stdout, &names)) == -1 ||
 	    fflush(stdout) != 0)
 		return 1;
 	return 0;
