@@ -138,6 +138,11 @@ ON CONFLICT (entrypoint) DO UPDATE
 -- another claimer are skipped, never waited for); the ones not taken stay
 -- locked only until this statement's transaction ends. attempts is not
 -- changed: a claim is not a retry.
+-- Commit: asynchronous (synchronous_commit off for this transaction only),
+-- so the handler starts without waiting for a WAL flush. A claim lost in a
+-- server crash leaves its jobs queued, to run again: at-least-once, as
+-- after a worker crash. The completion that follows commits synchronously,
+-- and its flush takes the claim's WAL with it.
 -- name: stmt.claim
 WITH queued AS (
     SELECT q.id, q.priority
@@ -181,9 +186,13 @@ claimed AS (
 logged AS (
     INSERT INTO {log} (job_id, status, priority, entrypoint)
     SELECT id, 'picked', priority, entrypoint FROM claimed
+),
+async_commit AS (
+    SELECT set_config('synchronous_commit', 'off', true) AS setting
 )
 SELECT id, priority, attempts, entrypoint, payload, headers, dedupe_key
 FROM claimed
+WHERE (SELECT setting FROM async_commit) IS NOT NULL
 ORDER BY priority DESC, id ASC;
 
 -- LIMIT_LOCK

@@ -547,6 +547,32 @@ complete_claim(PGconn *c, const char *owner, const char *ids,
 	return stmt(c, SQL_COMPLETE_CLAIM, 7, v);
 }
 
+/*
+ * A claim commits asynchronously (its loss in a crash only means a re-run),
+ * for its own transaction only: the completion after it must wait for its
+ * flush.
+ */
+Test(queries, claim_commits_asynchronously_and_only_itself, .timeout = 60)
+{
+	PGconn *c = fresh();
+
+	enqueue1(c, "e", 0, NULL, NULL);
+	enqueue1(c, "e", 0, NULL, NULL);
+	cr_assert_str_eq(harness_text(c, "SHOW synchronous_commit"), "on");
+	PQclear(harness_query(c, "BEGIN"));
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
+	cr_expect_str_eq(harness_text(c, "SHOW synchronous_commit"), "off");
+	PQclear(harness_query(c, "COMMIT"));
+	cr_expect_str_eq(harness_text(c, "SHOW synchronous_commit"), "on");
+	/* autocommit, as the workers send it */
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
+	cr_expect_str_eq(harness_text(c, "SHOW synchronous_commit"), "on");
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pgqueuer WHERE "
+				       "status = 'picked'"),
+		     2);
+	PQfinish(c);
+}
+
 Test(queries, complete_claim_completes_then_claims_in_one_statement,
      .timeout = 60)
 {
