@@ -362,25 +362,33 @@ Test(notify, listen_sql_quotes_the_channel)
 	cr_expect_not(driver_listen_sql("ch", buf, 0));
 }
 
+/* One payload per variable: literals split over lines stay one string. */
+static const char removal_delete[] =
+	"{\"channel\": \"ch_pgqueuer\", \"operation\": \"delete\", "
+	"\"sent_at\": \"2026-11-27T10:00:00+00:00\", \"table\": "
+	"\"pgqueuer\", \"type\": \"table_changed_event\"}";
+static const char removal_truncate[] =
+	"{\"operation\":\"truncate\",\"type\":\"table_changed_event\"}";
+static const char removal_spaced[] =
+	"{\"type\": \"table_changed_event\", \"operation\"\n:\t\"delete\"}";
+static const char other_insert[] =
+	"{\"channel\": \"ch_pgqueuer\", \"operation\": \"insert\", "
+	"\"table\": \"pgqueuer\", \"type\": \"table_changed_event\"}";
+static const char other_update[] =
+	"{\"operation\": \"update\", \"type\": \"table_changed_event\"}";
+/* the word inside a string value is not the key */
+static const char other_in_value[] =
+	"{\"table\": \"x\\\"operation\\\": \\\"delete\", \"operation\": "
+	"\"insert\", \"type\": \"table_changed_event\"}";
+
 Test(notify, removals_are_told_without_parsing)
 {
-	static const char *const removal[] = {
-		"{\"channel\": \"ch_pgqueuer\", \"operation\": \"delete\", "
-		"\"sent_at\": \"2026-11-27T10:00:00+00:00\", \"table\": "
-		"\"pgqueuer\", \"type\": \"table_changed_event\"}",
-		"{\"operation\":\"truncate\",\"type\":\"table_changed_event\"}",
-		"{\"type\": \"table_changed_event\", "
-		"\"operation\"\n:\t\"delete\"}",
-	};
-	static const char *const other[] = {
-		"{\"channel\": \"ch_pgqueuer\", \"operation\": \"insert\", "
-		"\"table\": \"pgqueuer\", \"type\": \"table_changed_event\"}",
-		"{\"operation\": \"update\", \"type\": "
-		"\"table_changed_event\"}",
-		/* the word inside a string value is not the key */
-		"{\"table\": \"x\\\"operation\\\": \\\"delete\", "
-		"\"operation\": "
-		"\"insert\", \"type\": \"table_changed_event\"}",
+	const char *const removal[] = {removal_delete, removal_truncate,
+				       removal_spaced};
+	const char *const other[] = {
+		other_insert,
+		other_update,
+		other_in_value,
 		"{\"type\": \"cancellation_event\", \"ids\": [1]}",
 		"{\"operation\" \"delete\"}",
 		"",
