@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lib/pgq_int.h"
 
 /* Parses argv[0 .. n) as job ids into a fresh array. Returns 0 or exit code. */
 static int
@@ -26,6 +27,35 @@ parse_ids(const struct cli *c, char **argv, int n, int64_t **ids_out)
 	}
 	*ids_out = ids;
 	return 0;
+}
+
+/*
+ * How many of ids are picked now, by their last log row: running in a
+ * worker or waiting in its batch. pgq_cancel's cancellation_event reaches
+ * them; it removed only the queued ones. -1 on a database error.
+ */
+static int
+count_running(struct pgq *q, const int64_t *ids, int n, struct pgq_error *err)
+{
+	int running = 0;
+
+	for (int i = 0; i < n; i++) {
+		char id[24];
+		const char *values[1] = {id};
+		PGresult *r;
+		int rows;
+
+		snprintf(id, sizeof(id), "%lld", (long long)ids[i]);
+		r = pgq_int_exec(q, SQL_JOB_LOG, 1, values, NULL, NULL, err);
+		if (r == NULL)
+			return -1;
+		rows = PQntuples(r);
+		if (rows > 0 &&
+		    strcmp(PQgetvalue(r, rows - 1, 1), "picked") == 0)
+			running++;
+		PQclear(r);
+	}
+	return running;
 }
 
 static int
@@ -53,10 +83,23 @@ run_cancel(struct cli *c, int argc, char **argv)
 	}
 	printf("canceled %zu queued job%s\n", canceled,
 	       canceled == 1 ? "" : "s");
-	if (canceled == 0) {
-		cli_warnx(c, "no queued job among the ids; running ones were "
-			     "sent a cancellation_event");
-		rc = CLI_EXIT_FAIL;
+	if (canceled < (size_t)npos) {
+		int running = count_running(q, ids, npos, &err);
+
+		if (running < 0) {
+			rc = cli_db_error(c, &err);
+			goto out;
+		}
+		if (running > 0)
+			printf("sent a cancellation to %d running job%s\n",
+			       running, running == 1 ? "" : "s");
+		if (canceled + (size_t)running < (size_t)npos) {
+			cli_warnx(c,
+				  "%zu of the ids are neither queued nor "
+				  "running (finished, or no such job)",
+				  (size_t)npos - canceled - (size_t)running);
+			rc = CLI_EXIT_FAIL;
+		}
 	}
 out:
 	pgq_free(q);

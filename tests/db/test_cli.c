@@ -633,6 +633,35 @@ Test(cli, cancel_removes_a_queued_job_and_logs_it)
 
 	r = PGQ("cancel", ids);
 	expect_code(&r, 1, "cancel of a job already gone");
+	cr_expect(strstr(r.err,
+			 "1 of the ids are neither queued nor running") != NULL,
+		  "stderr: %s", r.err);
+	run_free(&r);
+	PQfinish(c);
+}
+
+/* A picked job is running (or waits in a worker's batch): the
+ * cancellation_event reaches it, and that is a success. */
+Test(cli, cancel_of_a_running_job_succeeds)
+{
+	const char *db = harness_db_new(true);
+	PGconn *c = harness_connect(db);
+	long long id = queue_one("busy", "x");
+	char ids[32];
+	struct run r;
+
+	PQclear(harness_query(c, "UPDATE pgqueuer SET status = 'picked', "
+				 "queue_manager_id = gen_random_uuid()"));
+	PQclear(harness_query(c,
+			      "INSERT INTO pgqueuer_log (job_id, status, "
+			      "priority, entrypoint) VALUES (%lld, "
+			      "'picked', 0, 'busy')",
+			      id));
+	snprintf(ids, sizeof(ids), "%lld", id);
+	r = PGQ("cancel", ids);
+	expect_code(&r, 0, "cancel of a running job");
+	cr_expect_str_eq(r.out, "canceled 0 queued jobs\n"
+				"sent a cancellation to 1 running job\n");
 	run_free(&r);
 	PQfinish(c);
 }
