@@ -494,22 +494,24 @@ ORDER BY r.id IS NOT NULL, r.priority DESC, r.id ASC;
 
 -- RETRY
 -- $1 uuid owner, $2 bigint[] ids, $3 interval[] delay per id (NULL = none),
--- $4 jsonb[] traceback per id.
+-- $4 jsonb[] traceback per id, $5 int[] attempts to add per id (NULL = 1;
+-- 0 releases a job that never started, such as the unstarted rest of a
+-- batch when its consumer stops: that must not use up an attempt).
 -- Returns the id of each job put back: owned and picked rows become queued
--- with attempts + 1, execute_after = now() + delay, no owner, and a
+-- with attempts + $5, execute_after = now() + delay, no owner, and a
 -- 'queued' log row with the traceback. Sends one table_changed_event
 -- (operation 'update') when any row was put back.
 -- Index: the primary key; locks the updated rows.
 -- name: stmt.retry
 WITH input AS (
-    SELECT t.id, t.delay, t.traceback
-    FROM unnest($2::bigint[], $3::interval[], $4::jsonb[])
-         AS t(id, delay, traceback)
+    SELECT t.id, t.delay, t.traceback, t.added
+    FROM unnest($2::bigint[], $3::interval[], $4::jsonb[], $5::int[])
+         AS t(id, delay, traceback, added)
 ),
 retried AS (
     UPDATE {queue} q
     SET status = 'queued',
-        attempts = q.attempts + 1,
+        attempts = q.attempts + coalesce(i.added, 1),
         execute_after = now() + coalesce(i.delay, interval '0'),
         queue_manager_id = NULL,
         updated = now()

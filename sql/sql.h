@@ -72,7 +72,8 @@ enum sql_stmt {
 	SQL_COMPLETE, /* $1 uuid owner, $2 bigint[] ids, $3 status[] terminal,
 			 $4 jsonb[] traceback -> id of each row completed */
 	SQL_RETRY,    /* $1 uuid owner, $2 bigint[] ids, $3 interval[] delay,
-			 $4 jsonb[] traceback -> id; notifies */
+			 $4 jsonb[] traceback, $5 int[] attempts added (NULL
+			 = 1; 0 = released unstarted) -> id; notifies */
 	SQL_HOLD, /* $1 uuid owner, $2 bigint[] ids, $3 jsonb[] traceback -> id;
 		     status failed, owner cleared */
 	SQL_REQUEUE,   /* $1 bigint[] ids (NULL = all held) -> id; notifies */

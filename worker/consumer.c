@@ -28,6 +28,8 @@
 /* Reconnect and retry backoff after a database error. */
 #define CONSUMER_BACKOFF_BASE_MS 100
 #define CONSUMER_BACKOFF_CAP_MS	 10000
+/* The RETRY status of a job put back without using an attempt. */
+static const char CONSUMER_RELEASED[] = "released";
 /* Largest requests_per_second and burst. */
 #define CONSUMER_RATE_MAX 1e6
 /* Drain mode: first and longest delay before looking again at jobs that
@@ -61,7 +63,9 @@ struct consumer_job {
 /* Outcomes waiting to be written by one statement. */
 struct outcome_list {
 	int64_t *ids;
-	const char **status; /* COMPLETE: terminal status per id */
+	const char **status; /* COMPLETE: terminal status per id; RETRY:
+				CONSUMER_RELEASED for a job put back without
+				using an attempt, else NULL */
 	uint64_t *delay_ms;  /* RETRY: delay per id */
 	char **traceback;    /* JSON per id, or NULL */
 	size_t n, cap;
@@ -382,11 +386,16 @@ retry_delay_ms(const struct consumer_ep *ep, int32_t attempts)
 }
 
 /* Puts a job back without running it: shutdown or fast abort. */
+/*
+ * Puts a job back for someone else. One that never started keeps its
+ * attempts (a stopping consumer may hold a whole batch); one interrupted
+ * while running (a fast shutdown) has used one.
+ */
 static void
 consumer_release(struct pgq_consumer *c, struct consumer_job *j,
-		 const char *why)
+		 const char *why, bool started)
 {
-	outcome_add(&c->retry, j->job.id, NULL, 0,
+	outcome_add(&c->retry, j->job.id, started ? NULL : CONSUMER_RELEASED, 0,
 		    consumer_traceback(j, "Released", why, NULL, NULL));
 }
 
@@ -411,7 +420,7 @@ consumer_record(struct pgq_consumer *c, struct consumer_job *j,
 		return PGQ_OUTCOME_FAIL;
 	}
 	if (r->outcome != PGQ_OUTCOME_SUCCESS && c->abort_requested) {
-		consumer_release(c, j, "stopped by a fast shutdown");
+		consumer_release(c, j, "stopped by a fast shutdown", true);
 		return PGQ_OUTCOME_RETRY;
 	}
 	switch (r->outcome) {
@@ -502,7 +511,7 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 {
 	struct outcome_list *l;
 	char *ids, *arr2, *arr3;
-	const char *values[4];
+	const char *values[5];
 	int n;
 
 	l = &c->complete;
@@ -526,25 +535,34 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 	l = &c->retry;
 	if (l->n > 0) {
 		char **delays = xcalloc(l->n, sizeof(*delays));
+		const char **added = xcalloc(l->n, sizeof(*added));
+		char *arr5;
 
-		for (size_t i = 0; i < l->n; i++)
+		for (size_t i = 0; i < l->n; i++) {
 			delays[i] =
 				xasprintf("%llu milliseconds",
 					  (unsigned long long)l->delay_ms[i]);
+			added[i] =
+				l->status[i] == CONSUMER_RELEASED ? "0" : "1";
+		}
 		ids = pgq_int_int64_array(l->ids, l->n);
 		arr2 = array_literal((const char *const *)delays, l->n);
 		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		arr5 = array_literal(added, l->n);
 		for (size_t i = 0; i < l->n; i++)
 			free(delays[i]);
 		free(delays);
+		free(added);
 		values[0] = c->qmid;
 		values[1] = ids;
 		values[2] = arr2;
 		values[3] = arr3;
-		n = consumer_write(c, SQL_RETRY, 4, values, err);
+		values[4] = arr5;
+		n = consumer_write(c, SQL_RETRY, 5, values, err);
 		free(ids);
 		free(arr2);
 		free(arr3);
+		free(arr5);
 		if (n == -1)
 			return -1;
 		consumer_check_owned(c, "retry", n, l->n);
@@ -1254,7 +1272,8 @@ consumer_finish(struct pgq_consumer *c)
 		else
 			consumer_release(c, j,
 					 "claimed but not started before the "
-					 "consumer stopped");
+					 "consumer stopped",
+					 false);
 	}
 	consumer_batch_clear(c);
 	if (consumer_flush(c, true, &err) == -1) {

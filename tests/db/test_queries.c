@@ -728,8 +728,9 @@ Test(queries, retry_requeues_with_delay_attempts_log_and_notification,
 	PGconn *c = fresh(), *l = listener();
 	long long id = enqueue1(c, "e", 0, NULL, NULL);
 	char ids[64], *got[8];
-	const char *v[4] = {OWNER_B, ids, "{\"10 minutes\"}",
-			    "{\"{\\\"exception_type\\\": \\\"Tmp\\\"}\"}"};
+	const char *v[5] = {OWNER_B, ids, "{\"10 minutes\"}",
+			    "{\"{\\\"exception_type\\\": \\\"Tmp\\\"}\"}",
+			    NULL};
 	PGresult *r;
 	json_t *o;
 	int n;
@@ -740,7 +741,7 @@ Test(queries, retry_requeues_with_delay_attempts_log_and_notification,
 	free_all(got, n, 8);
 
 	/* Not the owner: nothing, and no notification. */
-	r = stmt(c, SQL_RETRY, 4, v);
+	r = stmt(c, SQL_RETRY, 5, v);
 	cr_expect_eq(PQntuples(r), 0);
 	PQclear(r);
 	n = drain(l, c, got, 8);
@@ -748,7 +749,7 @@ Test(queries, retry_requeues_with_delay_attempts_log_and_notification,
 	free_all(got, n, 8);
 
 	v[0] = OWNER_A;
-	r = stmt(c, SQL_RETRY, 4, v);
+	r = stmt(c, SQL_RETRY, 5, v);
 	cr_assert_eq(PQntuples(r), 1);
 	cr_expect_eq(val(r, 0, 0), id);
 	PQclear(r);
@@ -775,6 +776,16 @@ Test(queries, retry_requeues_with_delay_attempts_log_and_notification,
 	cr_expect(json_is_string(json_object_get(o, "sent_at")));
 	json_decref(o);
 	free_all(got, n, 8);
+	/* A release (0 attempts added) puts a job back as it was. */
+	PQclear(harness_query(c, "UPDATE pgqueuer SET execute_after = now()"));
+	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
+	v[2] = "{NULL}";
+	v[4] = "{0}";
+	r = stmt(c, SQL_RETRY, 5, v);
+	cr_assert_eq(PQntuples(r), 1);
+	PQclear(r);
+	cr_expect_eq(harness_scalar(c, "SELECT attempts FROM pgqueuer"), 1,
+		     "a release used up an attempt");
 	PQfinish(l);
 	PQfinish(c);
 }
