@@ -18,6 +18,9 @@
 #include "common/log.h"
 #include "master/master_int.h"
 
+/* The most log rows SQL_AGGREGATE folds in one statement (its LIMIT). */
+#define STATS_CHUNK_ROWS 2000
+
 /* PgQueuer's claim takes over a picked row after 30 s without heartbeat. */
 #define SCHED_STALE_S 30.0
 /* Look again at least this often: stale rows, rows moved by others. */
@@ -57,6 +60,7 @@ struct scheduler {
 	struct sched_set *set; /* current; NULL when no [schedule] */
 	ev_timer timer;	       /* the next claim round */
 	ev_timer stats_timer;  /* every stats_interval */
+	ev_timer stats_more;   /* the next chunk after a full one */
 	bool registered;       /* rows upserted for the current set */
 	bool round_running;    /* an upsert or a claim is in flight */
 	bool stats_running;
@@ -466,10 +470,19 @@ stats_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 	s->stats_running = false;
 	if (res == NULL)
 		log_warnx("statistics: aggregate failed: %s", err->message);
-	else if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+	else if (PQntuples(res) > 0 &&
+		 strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
 		log_debug("statistics: aggregated log_rows=%s "
 			  "statistics_rows=%s",
 			  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		/* A full chunk: more rows wait. Go on from the loop, so that
+		 * the notifications held back meanwhile are read first. */
+		if (strtol(PQgetvalue(res, 0, 0), NULL, 10) >=
+		    STATS_CHUNK_ROWS) {
+			ev_timer_set(&s->stats_more, 0., 0.);
+			ev_timer_start(s->m->loop, &s->stats_more);
+		}
+	}
 	master_check_exit(s->m);
 }
 
@@ -511,6 +524,8 @@ scheduler_start(struct master *m)
 	s->timer.data = s;
 	ev_init(&s->stats_timer, stats_timer_cb);
 	s->stats_timer.data = s;
+	ev_init(&s->stats_more, stats_timer_cb);
+	s->stats_more.data = s;
 	m->sched = s;
 	scheduler_reconfigure(m);
 }
@@ -540,6 +555,7 @@ scheduler_stop(struct master *m)
 		return;
 	ev_timer_stop(m->loop, &s->timer);
 	ev_timer_stop(m->loop, &s->stats_timer);
+	ev_timer_stop(m->loop, &s->stats_more);
 	set_unref(s->set);
 	free(s);
 	m->sched = NULL;

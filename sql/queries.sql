@@ -727,7 +727,12 @@ ORDER BY c.id;
 
 -- AGGREGATE
 -- No parameters. Returns one row: aggregated bigint, the number of log rows
--- folded (0 when another process holds the lock).
+-- folded (0 when another process holds the lock), at most 2000: a chunk.
+-- The master runs it on its LISTEN connection, and PostgreSQL delivers no
+-- notification to a backend while it runs a statement, so one long fold
+-- (40,000 rows took 0.5 s) left idle workers unwoken that long under load.
+-- A full chunk (2000) means more rows wait: the caller runs it again at
+-- once, and notifications arrive between the chunks.
 -- PgQueuer's statistics fold: under a transaction-level advisory lock whose
 -- key is hashtext of the statistics table's name (one aggregator at a time
 -- per queue), every log row not yet aggregated is marked aggregated and
@@ -745,7 +750,10 @@ WITH locked AS (
 marked AS (
     UPDATE {log} l
     SET aggregated = true
-    WHERE NOT l.aggregated AND (SELECT ok FROM locked)
+    WHERE l.id = ANY(ARRAY(SELECT x.id FROM {log} x
+                           WHERE NOT x.aggregated
+                           LIMIT 2000))
+      AND NOT l.aggregated AND (SELECT ok FROM locked)
     RETURNING l.created, l.priority, l.status, l.entrypoint
 ),
 counted AS (
