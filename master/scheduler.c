@@ -19,7 +19,13 @@
 #include "master/master_int.h"
 
 /* The most log rows SQL_AGGREGATE folds in one statement (its LIMIT). */
-#define STATS_CHUNK_ROWS 2000
+#define STATS_CHUNK_ROWS 500
+/*
+ * The pause before the next chunk. A backend sends the notifications it
+ * holds only when it waits for a command: chunks sent back to back would
+ * keep it from ever waiting, and starve the wakes as one long fold did.
+ */
+#define STATS_CHUNK_GAP_S 0.02
 
 /* PgQueuer's claim takes over a picked row after 30 s without heartbeat. */
 #define SCHED_STALE_S 30.0
@@ -475,11 +481,11 @@ stats_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 		log_debug("statistics: aggregated log_rows=%s "
 			  "statistics_rows=%s",
 			  PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-		/* A full chunk: more rows wait. Go on from the loop, so that
-		 * the notifications held back meanwhile are read first. */
+		/* A full chunk: more rows wait. Go on after a pause in
+		 * which the notifications held back meanwhile arrive. */
 		if (strtol(PQgetvalue(res, 0, 0), NULL, 10) >=
 		    STATS_CHUNK_ROWS) {
-			ev_timer_set(&s->stats_more, 0., 0.);
+			ev_timer_set(&s->stats_more, STATS_CHUNK_GAP_S, 0.);
 			ev_timer_start(s->m->loop, &s->stats_more);
 		}
 	}
