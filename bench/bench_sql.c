@@ -222,18 +222,58 @@ write_enqueue(FILE *fp, const struct sql_names *names, long n, bool floor)
 	return rc;
 }
 
+/*
+ * The floor of a drain: the least any queue writing PgQueuer's log must do
+ * per batch, as pgbench sends it. A claim that updates the jobs and writes
+ * their picked log rows, and a completion that deletes them and writes
+ * their terminal log rows, each its own statement and commit, with none of
+ * pgq's extras (stale jobs, ownership checks, tracebacks, the count row).
+ * Variables: batch, owner.
+ */
+static void
+write_drain_floor(FILE *fp, const struct sql_names *n)
+{
+	fprintf(fp,
+		"-- the floor of a drain: bare claim and completion\n"
+		"WITH c AS (\n"
+		"    UPDATE %s SET status = 'picked', "
+		"queue_manager_id = :owner::uuid,\n"
+		"           updated = now(), heartbeat = now()\n"
+		"    WHERE id = ANY(ARRAY(SELECT id FROM %s\n"
+		"                         WHERE status = 'queued'\n"
+		"                         ORDER BY priority DESC, id\n"
+		"                         LIMIT :batch FOR UPDATE SKIP "
+		"LOCKED))\n"
+		"    RETURNING id, priority, entrypoint\n"
+		"), l AS (\n"
+		"    INSERT INTO %s (job_id, status, priority, entrypoint)\n"
+		"    SELECT id, 'picked', priority, entrypoint FROM c\n"
+		")\n"
+		"SELECT coalesce(array_agg(id), '{}') AS ids FROM c\n"
+		"\\gset\n"
+		"WITH d AS (\n"
+		"    DELETE FROM %s WHERE id = ANY(:ids::bigint[])\n"
+		"    RETURNING id, priority, entrypoint\n"
+		")\n"
+		"INSERT INTO %s (job_id, status, priority, entrypoint)\n"
+		"SELECT id, 'successful', priority, entrypoint FROM d;\n",
+		n->queue, n->queue, n->log, n->queue, n->log);
+}
+
 int
 main(int argc, char **argv)
 {
 	const char *prefix = NULL, *schema = NULL;
 	struct sql_names names;
 	struct pgq_error err;
-	bool combined = false, floor = false;
+	bool combined = false, floor = false, drain_floor = false;
 	long enqueue = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--combined") == 0)
 			combined = true;
+		else if (strcmp(argv[i], "--drain-floor") == 0)
+			drain_floor = true;
 		else if ((strcmp(argv[i], "--enqueue") == 0 ||
 			  strcmp(argv[i], "--enqueue-floor") == 0) &&
 			 i + 1 < argc) {
@@ -250,8 +290,10 @@ main(int argc, char **argv)
 			schema = argv[++i];
 		else {
 			fprintf(stderr,
-				"usage: bench-sql [--combined | --enqueue N | "
-				"--enqueue-floor N] [--prefix P] [--schema S]\n"
+				"usage: bench-sql [--combined | --drain-floor "
+				"| "
+				"--enqueue N | --enqueue-floor N] [--prefix P] "
+				"[--schema S]\n"
 				"writes the claim+complete pgbench script; "
 				"variables: eps batch hb owner\n"
 				"(--combined: the complete_claim statement; "
@@ -262,6 +304,10 @@ main(int argc, char **argv)
 	if (sql_names_init(&names, prefix, schema, NULL, &err) == -1) {
 		fprintf(stderr, "bench-sql: %s\n", err.message);
 		return 64;
+	}
+	if (drain_floor) {
+		write_drain_floor(stdout, &names);
+		return fflush(stdout) != 0;
 	}
 	if ((enqueue > 0 ? write_enqueue(stdout, &names, enqueue, floor)
 	     : combined	 ? write_combined(stdout, &names)
