@@ -36,7 +36,8 @@ driver_backoff_next_ms(struct driver_backoff *b)
 		d = UINT64_MAX / 2;
 	if (b->attempt < UINT32_MAX)
 		b->attempt++;
-	/* d * 3/4 + [0, d/2]: within 25 % either side of d. */
-	spread = d / 2;
+	/* d - d/4 + [0, 2 * (d/4)]: within 25 % either side of d, also when
+	 * d is not a multiple of 4 (d/2 would reach one past d + d/4). */
+	spread = 2 * (d / 4);
 	return d - d / 4 + random_below(spread + 1);
 }
