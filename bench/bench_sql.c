@@ -177,8 +177,7 @@ static int
 write_enqueue(FILE *fp, const struct sql_names *names, long n, bool floor)
 {
 	char *args[7];
-	char *enq = NULL;
-	int rc = -1;
+	char *enq;
 
 	if (floor) {
 		fprintf(fp,
@@ -215,11 +214,10 @@ write_enqueue(FILE *fp, const struct sql_names *names, long n, bool floor)
 		}
 		fputc(*t, fp);
 	}
-	rc = 0;
 	free(enq);
 	for (int i = 0; i < 7; i++)
 		free(args[i]);
-	return rc;
+	return 0;
 }
 
 /*

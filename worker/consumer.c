@@ -501,6 +501,40 @@ consumer_check_owned(struct pgq_consumer *c, const char *what, int done,
 }
 
 /*
+ * Sends the pending completions: SQL_COMPLETE alone (limit NULL), or
+ * SQL_COMPLETE_CLAIM with the claim's limit and stale timeout. Returns the
+ * statement's result, or NULL with err.
+ */
+static PGresult *
+consumer_send_complete(struct pgq_consumer *c, const char *limit,
+		       const char *timeout, struct pgq_error *err)
+{
+	struct outcome_list *l = &c->complete;
+	const char *values[7];
+	char *ids, *sts, *tbs;
+	PGresult *res;
+
+	ids = pgq_int_int64_array(l->ids, l->n);
+	sts = array_literal(l->status, l->n);
+	tbs = array_literal((const char *const *)l->traceback, l->n);
+	values[0] = c->qmid;
+	values[1] = ids;
+	values[2] = sts;
+	values[3] = tbs;
+	values[4] = c->ep_array;
+	values[5] = limit;
+	values[6] = timeout;
+	res = limit == NULL ? pgq_int_exec(c->q, SQL_COMPLETE, 4, values, NULL,
+					   NULL, err)
+			    : pgq_int_exec(c->q, SQL_COMPLETE_CLAIM, 7, values,
+					   NULL, NULL, err);
+	free(ids);
+	free(sts);
+	free(tbs);
+	return res;
+}
+
+/*
  * Writes the pending outcomes; what was written is forgotten. Completions
  * are left pending when !with_complete: the next claim carries them
  * (SQL_COMPLETE_CLAIM).
@@ -516,20 +550,12 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 
 	l = &c->complete;
 	if (with_complete && l->n > 0) {
-		ids = pgq_int_int64_array(l->ids, l->n);
-		arr2 = array_literal(l->status, l->n);
-		arr3 = array_literal((const char *const *)l->traceback, l->n);
-		values[0] = c->qmid;
-		values[1] = ids;
-		values[2] = arr2;
-		values[3] = arr3;
-		n = consumer_write(c, SQL_COMPLETE, 4, values, err);
-		free(ids);
-		free(arr2);
-		free(arr3);
-		if (n == -1)
+		PGresult *res = consumer_send_complete(c, NULL, NULL, err);
+
+		if (res == NULL)
 			return -1;
-		consumer_check_owned(c, "complete", n, l->n);
+		consumer_check_owned(c, "complete", PQntuples(res), l->n);
+		PQclear(res);
 		outcome_clear(l);
 	}
 	l = &c->retry;
@@ -848,25 +874,8 @@ consumer_complete_claim(struct pgq_consumer *c, const char *limit,
 			const char *timeout, struct pgq_error *err)
 {
 	struct outcome_list *l = &c->complete;
-	const char *values[7];
-	char *ids, *sts, *tbs;
-	PGresult *res;
+	PGresult *res = consumer_send_complete(c, limit, timeout, err);
 
-	ids = pgq_int_int64_array(l->ids, l->n);
-	sts = array_literal(l->status, l->n);
-	tbs = array_literal((const char *const *)l->traceback, l->n);
-	values[0] = c->qmid;
-	values[1] = ids;
-	values[2] = sts;
-	values[3] = tbs;
-	values[4] = c->ep_array;
-	values[5] = limit;
-	values[6] = timeout;
-	res = pgq_int_exec(c->q, SQL_COMPLETE_CLAIM, 7, values, NULL, NULL,
-			   err);
-	free(ids);
-	free(sts);
-	free(tbs);
 	if (res == NULL)
 		return NULL;
 	if (PQntuples(res) < 1 || !PQgetisnull(res, 0, 0)) {

@@ -48,6 +48,7 @@ struct worker {
 	bool stopping;
 	bool recycling;	   /* CHAN_RECYCLE sent: exiting after its jobs */
 	uint64_t max_jobs; /* max_jobs_per_worker plus this one's jitter */
+	bool job_reported; /* the running job's start went to the master */
 	/* messages the channel could not take yet */
 	struct chan_msg *out;
 	size_t nout, capout;
@@ -255,7 +256,8 @@ hook_job_start(void *arg, const struct pgq_job *job, uint64_t timeout_ms)
 	uint64_t master_timeout_ms = 0;
 	char detail[128];
 
-	if (worker_job_instant(ep))
+	w->job_reported = !worker_job_instant(ep);
+	if (!w->job_reported)
 		return;
 	/*
 	 * Other handlers stop at their own timeout (timeout_ms); a module's
@@ -315,7 +317,7 @@ hook_job_end(void *arg, const struct pgq_job *job, enum pgq_outcome outcome)
 	struct worker *w = arg;
 	uint64_t rss_kib = 0;
 
-	if (!worker_job_instant(conf_entrypoint_find(w->cf, job->entrypoint))) {
+	if (w->job_reported) {
 		worker_send(w, CHAN_JOB_END, job->id, (int64_t)outcome, NULL);
 		worker_title(w, "running");
 	}
