@@ -103,6 +103,30 @@ PGresult *driver_exec_prepared(PGconn *conn, struct driver_prepared *p,
 			       const int *lengths, const int *formats,
 			       int result_format, struct pgq_error *err);
 
+/*
+ * One statement of a pipeline (driver_exec_pipeline): the prepared
+ * statement and its text parameters in; its result or its error out.
+ */
+struct driver_call {
+	int slot;
+	const char *name;
+	const char *sql;
+	int nparams;
+	const char *const *values;
+	PGresult *res;		/* out: NULL when the statement failed */
+	struct pgq_error err; /* out: set when res is NULL */
+};
+
+/*
+ * Runs n prepared statements in one round trip (libpq pipeline mode), each
+ * in a transaction of its own: a failed statement does not abort the
+ * others. Statements not prepared yet are prepared first. Returns the number
+ * of statements that failed; each call's res (caller PQclears) or err is
+ * set. When the connection is lost every call fails.
+ */
+int driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
+			 struct driver_call *calls, int n);
+
 /* ---- non-blocking execution on a libev loop ---- */
 
 struct driver_async;

@@ -53,6 +53,33 @@ driver_prepared_reset(struct driver_prepared *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Prepares statement slot unless it is ready. Returns 0 or -1 with err. */
+static int
+prepare_once(PGconn *conn, struct driver_prepared *p, int slot,
+	     const char *name, const char *sql, int nparams,
+	     struct pgq_error *err)
+{
+	PGresult *r;
+
+	if (slot < 0 || slot >= DRIVER_MAX_PREPARED) {
+		driver_error_set(
+			err, PGQ_ERR_INVALID,
+			"prepared statement slot out of range: slot=%d", slot);
+		return -1;
+	}
+	if (p->ready[slot])
+		return 0;
+	r = PQprepare(conn, name, sql, nparams, NULL);
+	if (r == NULL || !result_ok(r)) {
+		driver_error_from_result(err, conn, r);
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	p->ready[slot] = true;
+	return 0;
+}
+
 PGresult *
 driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
 		     const char *name, const char *sql, int nparams,
@@ -62,22 +89,8 @@ driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
 {
 	PGresult *r;
 
-	if (slot < 0 || slot >= DRIVER_MAX_PREPARED) {
-		driver_error_set(
-			err, PGQ_ERR_INVALID,
-			"prepared statement slot out of range: slot=%d", slot);
+	if (prepare_once(conn, p, slot, name, sql, nparams, err) == -1)
 		return NULL;
-	}
-	if (!p->ready[slot]) {
-		r = PQprepare(conn, name, sql, nparams, NULL);
-		if (r == NULL || !result_ok(r)) {
-			driver_error_from_result(err, conn, r);
-			PQclear(r);
-			return NULL;
-		}
-		PQclear(r);
-		p->ready[slot] = true;
-	}
 	r = PQexecPrepared(conn, name, nparams, values, lengths, formats,
 			   result_format);
 	if (r == NULL || !result_ok(r)) {
@@ -89,4 +102,102 @@ driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
 		return NULL;
 	}
 	return r;
+}
+
+/*
+ * Reads what one call of a pipeline returned: its result, the NULL that
+ * ends it, then the PGRES_PIPELINE_SYNC of its own sync. Returns -1 when
+ * the connection gave out (nothing more can be read).
+ */
+static int
+pipeline_read(PGconn *conn, struct driver_call *call)
+{
+	PGresult *r;
+	bool synced = false;
+	int nulls = 0;
+
+	while (!synced) {
+		r = PQgetResult(conn);
+		if (r == NULL) {
+			/* One NULL ends the call's results; a second one in a
+			 * row means nothing more will come. */
+			if (PQstatus(conn) != CONNECTION_OK || ++nulls > 1)
+				break;
+			continue;
+		}
+		nulls = 0;
+		switch (PQresultStatus(r)) {
+		case PGRES_PIPELINE_SYNC:
+			synced = true;
+			PQclear(r);
+			break;
+		case PGRES_TUPLES_OK:
+		case PGRES_COMMAND_OK:
+			if (call->res == NULL && call->err.klass == PGQ_OK)
+				call->res = r;
+			else
+				PQclear(r);
+			break;
+		default:
+			if (call->res == NULL && call->err.klass == PGQ_OK)
+				driver_error_from_result(&call->err, conn, r);
+			PQclear(r);
+			break;
+		}
+	}
+	if (synced && (call->res != NULL || call->err.klass != PGQ_OK))
+		return 0;
+	if (call->res == NULL && call->err.klass == PGQ_OK)
+		driver_error_from_result(&call->err, conn, NULL);
+	return synced ? 0 : -1;
+}
+
+int
+driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
+		     struct driver_call *calls, int n)
+{
+	int failed = 0, sent = 0;
+
+	for (int i = 0; i < n; i++) {
+		calls[i].res = NULL;
+		memset(&calls[i].err, 0, sizeof(calls[i].err));
+	}
+	for (int i = 0; i < n; i++)
+		if (prepare_once(conn, p, calls[i].slot, calls[i].name,
+				 calls[i].sql, calls[i].nparams,
+				 &calls[i].err) == -1)
+			goto fail_all;
+	if (PQenterPipelineMode(conn) != 1) {
+		driver_error_from_result(&calls[0].err, conn, NULL);
+		goto fail_all;
+	}
+	for (; sent < n; sent++) {
+		struct driver_call *c = &calls[sent];
+
+		if (PQsendQueryPrepared(conn, c->name, c->nparams, c->values,
+					NULL, NULL, 0) != 1 ||
+		    PQpipelineSync(conn) != 1) {
+			driver_error_from_result(&c->err, conn, NULL);
+			break;
+		}
+	}
+	/* What was sent is read back, also after a failed send. */
+	for (int i = 0; i < sent; i++)
+		if (pipeline_read(conn, &calls[i]) == -1) {
+			sent = i + 1;
+			break;
+		}
+	(void)PQexitPipelineMode(conn);
+fail_all:
+	for (int i = 0; i < n; i++) {
+		if (calls[i].res != NULL)
+			continue;
+		if (calls[i].err.klass == PGQ_OK)
+			driver_error_from_result(&calls[i].err, conn, NULL);
+		failed++;
+	}
+	/* A lost connection loses its prepared statements too. */
+	if (failed > 0 && PQstatus(conn) != CONNECTION_OK)
+		driver_prepared_reset(p);
+	return failed;
 }

@@ -144,6 +144,20 @@ pgq_int_exec(struct pgq *q, enum sql_stmt s, int nparams,
 				    formats, 0, err);
 }
 
+int
+pgq_int_exec_pipeline(struct pgq *q, struct driver_call *calls, int n)
+{
+	for (int i = 0; i < n; i++) {
+		enum sql_stmt s = (enum sql_stmt)calls[i].slot;
+
+		if (q->stmt_text[s] == NULL)
+			q->stmt_text[s] = sql_stmt_render(s, &q->names);
+		calls[i].name = sql_stmt_name(s);
+		calls[i].sql = q->stmt_text[s];
+	}
+	return driver_exec_pipeline(q->conn, &q->prep, calls, n);
+}
+
 /* Appends a bytea element in hex form, "\\x0a0b", or NULL. */
 static void
 strbuf_bytea(struct strbuf *b, const void *data, size_t len)

@@ -33,6 +33,13 @@ PGresult *pgq_int_exec(struct pgq *q, enum sql_stmt s, int nparams,
 		       const char *const *values, const int *lengths,
 		       const int *formats, struct pgq_error *err);
 
+/*
+ * Runs n statements in one round trip, each in a transaction of its own
+ * (driver_exec_pipeline); calls[i].slot is the enum sql_stmt, name and sql
+ * are filled in here. Returns the number of statements that failed.
+ */
+int pgq_int_exec_pipeline(struct pgq *q, struct driver_call *calls, int n);
+
 /* Encodes n values as a PostgreSQL text array literal ("{1,2,3}"); frees
  * with free(). */
 char *pgq_int_int64_array(const int64_t *v, size_t n);

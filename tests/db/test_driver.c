@@ -1,8 +1,8 @@
 /*
  * The driver against a real server: connecting from the environment, the
  * role checks (transaction state, isolation), error classes of real server
- * errors, prepared statements, and the libev executor (order, NOTIFY,
- * a terminated backend).
+ * errors, prepared statements, pipelines, and the libev executor (order,
+ * NOTIFY, a terminated backend).
  */
 #include "config.h"
 
@@ -453,6 +453,98 @@ on_lost(struct driver_async *a, void *arg)
 		driver_async_free(a);
 		st->a = NULL;
 	}
+}
+
+/*
+ * A pipeline sends its statements in one round trip, each in a transaction
+ * of its own: the first one failing leaves the second committed.
+ */
+Test(driver_db, pipeline_statements_commit_and_fail_on_their_own)
+{
+	struct driver_prepared p;
+	struct driver_call calls[3] = {
+		{.slot = 1, .name = "pgq_t_ins", .nparams = 1,
+		 .sql = "INSERT INTO t VALUES ($1::int) RETURNING k"},
+		{.slot = 2, .name = "pgq_t_div", .nparams = 1,
+		 .sql = "SELECT 1 / $1::int"},
+		{.slot = 1, .name = "pgq_t_ins", .nparams = 1,
+		 .sql = "INSERT INTO t VALUES ($1::int) RETURNING k"},
+	};
+	struct pgq_error err;
+	PGconn *c, *other;
+
+	harness_db_new(false);
+	c = connect_ok();
+	other = connect_ok();
+	cr_assert_eq(driver_exec_simple(c, "CREATE TABLE t (k int PRIMARY KEY)",
+					&err),
+		     0, "%s", err.message);
+	driver_prepared_reset(&p);
+	calls[0].values = (const char *const[]){"1"};
+	calls[1].values = (const char *const[]){"0"};
+	calls[2].values = (const char *const[]){"2"};
+	cr_expect_eq(driver_exec_pipeline(c, &p, calls, 3), 1);
+	cr_assert_not_null(calls[0].res, "%s", calls[0].err.message);
+	cr_expect_str_eq(PQgetvalue(calls[0].res, 0, 0), "1");
+	cr_expect_null(calls[1].res);
+	cr_expect_str_eq(calls[1].err.sqlstate, "22012");
+	cr_expect(strstr(calls[1].err.message, "division by zero") != NULL,
+		  "%s", calls[1].err.message);
+	cr_assert_not_null(calls[2].res, "%s", calls[2].err.message);
+	cr_expect_str_eq(PQgetvalue(calls[2].res, 0, 0), "2");
+	PQclear(calls[0].res);
+	PQclear(calls[2].res);
+	/* both inserts committed, seen from another session */
+	cr_expect_str_eq(harness_text(other, "SELECT string_agg(k::text, ',' "
+					     "ORDER BY k) FROM t"),
+			 "1,2");
+	cr_expect_eq(PQtransactionStatus(c), PQTRANS_IDLE);
+	cr_expect_eq(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+
+	/* The connection goes on as before; a conflict fails alone too. */
+	calls[1].values = (const char *const[]){"1"};
+	cr_expect_eq(driver_exec_pipeline(c, &p, calls, 3), 2);
+	cr_expect_eq(calls[0].err.klass, PGQ_ERR_UNIQUE);
+	cr_assert_not_null(calls[1].res, "%s", calls[1].err.message);
+	cr_expect_str_eq(PQgetvalue(calls[1].res, 0, 0), "1");
+	cr_expect_eq(calls[2].err.klass, PGQ_ERR_UNIQUE);
+	PQclear(calls[1].res);
+	cr_expect_eq(
+		harness_scalar(c, "SELECT count(*) FROM pg_prepared_statements "
+				  "WHERE name LIKE 'pgq_t_%%'"),
+		2, "each statement prepared once");
+	PQfinish(other);
+	PQfinish(c);
+}
+
+Test(driver_db, pipeline_on_a_lost_connection_fails_every_statement)
+{
+	struct driver_prepared p;
+	struct driver_call calls[2] = {
+		{.slot = 0, .name = "pgq_t_one", .sql = "SELECT 1"},
+		{.slot = 1, .name = "pgq_t_two", .sql = "SELECT 2"},
+	};
+	PGconn *c, *killer;
+
+	harness_db_new(false);
+	c = connect_ok();
+	killer = connect_ok();
+	driver_prepared_reset(&p);
+	cr_assert_eq(driver_exec_pipeline(c, &p, calls, 2), 0);
+	PQclear(calls[0].res);
+	PQclear(calls[1].res);
+	cr_expect(p.ready[0] && p.ready[1]);
+	PQclear(harness_query(killer, "SELECT pg_terminate_backend(%d)",
+			      PQbackendPID(c)));
+	cr_expect_eq(driver_exec_pipeline(c, &p, calls, 2), 2);
+	cr_expect_null(calls[0].res);
+	cr_expect_null(calls[1].res);
+	cr_expect_eq(calls[0].err.klass, PGQ_ERR_CONNECTION);
+	cr_expect_eq(calls[1].err.klass, PGQ_ERR_CONNECTION);
+	cr_expect(!p.ready[0] && !p.ready[1],
+		  "a lost connection loses its prepared statements");
+	PQfinish(killer);
+	PQfinish(c);
 }
 
 Test(driver_db, async_runs_queued_queries_in_order)
