@@ -1,9 +1,13 @@
 /*
  * bench-sql: writes the pgbench script of the `limit` scenario from pgq's own
- * claim and complete statements (sql/queries.sql, rendered for the queue's
+ * complete and claim statements (sql/queries.sql, rendered for the queue's
  * names), so that the ceiling pgbench measures is the cost of exactly the SQL
- * a worker sends. The only change is the claim's final SELECT, folded into
- * one row of arrays because pgbench's \gset needs a single row.
+ * a worker sends: the completion of the batch claimed in the client's
+ * previous transaction, then the claim of the next, each a transaction of
+ * its own. The only change is the claim's final SELECT, folded into one row
+ * of arrays because pgbench's \gset needs a single row. (The worker sends
+ * the two in one round trip, pipeline mode; pgbench 15 would put a pipeline
+ * in one transaction, so it sends them one after the other.)
  */
 #include "config.h"
 
@@ -18,26 +22,18 @@
 /*
  * The claim's result as one row: the ids in claim order, a 'successful'
  * status and a NULL traceback per id, ready to be bound as the complete
- * statement's $2, $3 and $4 (an empty claim gives NULL arrays, which
- * complete turns into no rows).
+ * statement's $2, $3 and $4 in the client's next transaction. Empty arrays
+ * rather than NULLs, so that the next statement binds them as they are.
+ * The WHERE keeps the claim's asynchronous commit, which its own final
+ * SELECT asks for in the same way.
  */
 static const char claim_fold[] =
-	"SELECT array_agg(id ORDER BY priority DESC, id ASC) AS ids,\n"
-	"       array_agg('successful'::text) AS sts,\n"
-	"       array_agg(NULL::text) AS tbs\n"
-	"FROM claimed\n";
-
-/*
- * The same fold for the combined statement, which passes the arrays on to
- * the next transaction of the same client: empty arrays rather than NULLs,
- * so that the next statement binds them as they are.
- */
-static const char combined_fold[] =
 	"SELECT coalesce(array_agg(id ORDER BY priority DESC, id ASC),\n"
 	"                '{}') AS ids,\n"
 	"       coalesce(array_agg('successful'::text), '{}') AS sts,\n"
 	"       coalesce(array_agg(NULL::text), '{}') AS tbs\n"
-	"FROM claimed\n";
+	"FROM claimed\n"
+	"WHERE (SELECT setting FROM async_commit) IS NOT NULL\n";
 
 /*
  * Writes text to fp with each $N (N = 1..nvars) replaced by a pgbench
@@ -109,11 +105,19 @@ write_script(FILE *fp, const struct sql_names *names)
 	int rc = -1;
 
 	sel = last_select(claim);
-	if (sel == NULL || strstr(sel, "FROM claimed") == NULL) {
+	if (sel == NULL || strstr(sel, "FROM claimed") == NULL ||
+	    strstr(sel, "async_commit") == NULL) {
 		fprintf(stderr, "bench-sql: the claim statement no longer ends "
-				"with a SELECT from claimed\n");
+				"with a SELECT from claimed that keeps "
+				"async_commit\n");
 		goto out;
 	}
+	fprintf(fp, "-- pgq complete (%s) of the previous batch, unchanged\n",
+		sql_stmt_name(SQL_COMPLETE));
+	if (put_with_vars(fp, complete, trim_end(complete, strlen(complete)),
+			  complete_vars, 4) == -1)
+		goto out;
+	fputs(";\n", fp);
 	fprintf(fp, "-- pgq claim (%s), final SELECT folded for \\gset\n",
 		sql_stmt_name(SQL_CLAIM));
 	if (put_with_vars(fp, claim, (size_t)(sel - claim), claim_vars, 4) ==
@@ -121,48 +125,10 @@ write_script(FILE *fp, const struct sql_names *names)
 		goto out;
 	fputs(claim_fold, fp);
 	fputs("\\gset\n", fp);
-	fprintf(fp, "-- pgq complete (%s), unchanged\n",
-		sql_stmt_name(SQL_COMPLETE));
-	if (put_with_vars(fp, complete, trim_end(complete, strlen(complete)),
-			  complete_vars, 4) == -1)
-		goto out;
-	fputs(";\n", fp);
 	rc = 0;
 out:
 	free(claim);
 	free(complete);
-	return rc;
-}
-
-/*
- * The worker's steady state: one statement completes the previous batch
- * and claims the next. Each client carries its batch from one transaction
- * to the next in its variables (start with -D ids={} sts={} tbs={}).
- */
-static int
-write_combined(FILE *fp, const struct sql_names *names)
-{
-	static const char *const vars[] = {"owner", "ids",   "sts", "tbs",
-					   "eps",   "batch", "hb"};
-	char *cc = sql_stmt_render(SQL_COMPLETE_CLAIM, names);
-	const char *sel;
-	int rc = -1;
-
-	sel = last_select(cc);
-	if (sel == NULL || strstr(sel, "FROM claimed") == NULL) {
-		fprintf(stderr, "bench-sql: the combined statement no longer "
-				"ends with a SELECT from claimed\n");
-		goto out;
-	}
-	fprintf(fp, "-- pgq complete + claim (%s), final SELECT folded\n",
-		sql_stmt_name(SQL_COMPLETE_CLAIM));
-	if (put_with_vars(fp, cc, (size_t)(sel - cc), vars, 7) == -1)
-		goto out;
-	fputs(combined_fold, fp);
-	fputs("\\gset\n", fp);
-	rc = 0;
-out:
-	free(cc);
 	return rc;
 }
 
@@ -264,13 +230,11 @@ main(int argc, char **argv)
 	const char *prefix = NULL, *schema = NULL;
 	struct sql_names names;
 	struct pgq_error err;
-	bool combined = false, floor = false, drain_floor = false;
+	bool floor = false, drain_floor = false;
 	long enqueue = 0;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--combined") == 0)
-			combined = true;
-		else if (strcmp(argv[i], "--drain-floor") == 0)
+		if (strcmp(argv[i], "--drain-floor") == 0)
 			drain_floor = true;
 		else if ((strcmp(argv[i], "--enqueue") == 0 ||
 			  strcmp(argv[i], "--enqueue-floor") == 0) &&
@@ -288,14 +252,12 @@ main(int argc, char **argv)
 			schema = argv[++i];
 		else {
 			fprintf(stderr,
-				"usage: bench-sql [--combined | --drain-floor "
-				"| "
+				"usage: bench-sql [--drain-floor | "
 				"--enqueue N | --enqueue-floor N] [--prefix P] "
 				"[--schema S]\n"
-				"writes the claim+complete pgbench script; "
-				"variables: eps batch hb owner\n"
-				"(--combined: the complete_claim statement; "
-				"also ids sts tbs)\n");
+				"writes the worker's complete+claim pgbench "
+				"script; variables: eps batch hb owner,\n"
+				"and ids sts tbs (start with {})\n");
 			return 64;
 		}
 	}
@@ -308,7 +270,6 @@ main(int argc, char **argv)
 		return fflush(stdout) != 0;
 	}
 	if ((enqueue > 0 ? write_enqueue(stdout, &names, enqueue, floor)
-	     : combined	 ? write_combined(stdout, &names)
 			 : write_script(stdout, &names)) == -1 ||
 	    fflush(stdout) != 0)
 		return 1;

@@ -40,7 +40,6 @@ static const struct {
 	[SQL_PRUNE] = {"stmt.prune", "pgq_prune"},
 	[SQL_LIMIT_LOCK] = {"stmt.limit_lock", "pgq_limit_lock"},
 	[SQL_CLAIM_LIMITED] = {"stmt.claim_limited", "pgq_claim_limited"},
-	[SQL_COMPLETE_CLAIM] = {"stmt.complete_claim", "pgq_complete_claim"},
 	/* stmt.enqueue with stmt.enqueue_check in its {enqueue_check} */
 	[SQL_ENQUEUE_CHECKED] = {"stmt.enqueue", "pgq_enqueue_checked"},
 	[SQL_PAYLOAD_LIMITS] = {"stmt.payload_limits", "pgq_payload_limits"},

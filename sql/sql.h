@@ -127,11 +127,6 @@ enum sql_stmt {
 				stale, $7 uuid owner, $8 bool may get a ticket
 				-> the SQL_CLAIM columns (NULLs when none),
 				tokens, wait, spare, held */
-	SQL_COMPLETE_CLAIM,  /* SQL_COMPLETE's $1-$4, then SQL_CLAIM's $1-$3 as
-				$5-$7 (owner is $1) -> a first row (id NULL,
-				priority = jobs completed), then the SQL_CLAIM
-				columns; one round trip, one commit; needs >= 1
-				id (the DELETE notifies) */
 	SQL_ENQUEUE_CHECKED, /* SQL_ENQUEUE that first checks max_payload in
 				the limits table: 54000 and nothing inserted
 				when a job is over its entrypoint's limit.

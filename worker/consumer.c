@@ -500,44 +500,51 @@ consumer_check_owned(struct pgq_consumer *c, const char *what, int done,
 			     what, sent - (size_t)done, sent);
 }
 
-/*
- * Sends the pending completions: SQL_COMPLETE alone (limit NULL), or
- * SQL_COMPLETE_CLAIM with the claim's limit and stale timeout. Returns the
- * statement's result, or NULL with err.
- */
-static PGresult *
-consumer_send_complete(struct pgq_consumer *c, const char *limit,
-		       const char *timeout, struct pgq_error *err)
+/* The parameters of SQL_COMPLETE for the pending completions; the three
+ * arrays are freed with complete_params_free. */
+struct complete_params {
+	const char *values[4];
+	char *ids, *sts, *tbs;
+};
+
+static void
+complete_params_init(struct pgq_consumer *c, struct complete_params *cp)
 {
 	struct outcome_list *l = &c->complete;
-	const char *values[7];
-	char *ids, *sts, *tbs;
-	PGresult *res;
 
-	ids = pgq_int_int64_array(l->ids, l->n);
-	sts = array_literal(l->status, l->n);
-	tbs = array_literal((const char *const *)l->traceback, l->n);
-	values[0] = c->qmid;
-	values[1] = ids;
-	values[2] = sts;
-	values[3] = tbs;
-	values[4] = c->ep_array;
-	values[5] = limit;
-	values[6] = timeout;
-	res = limit == NULL ? pgq_int_exec(c->q, SQL_COMPLETE, 4, values, NULL,
-					   NULL, err)
-			    : pgq_int_exec(c->q, SQL_COMPLETE_CLAIM, 7, values,
-					   NULL, NULL, err);
-	free(ids);
-	free(sts);
-	free(tbs);
-	return res;
+	cp->ids = pgq_int_int64_array(l->ids, l->n);
+	cp->sts = array_literal(l->status, l->n);
+	cp->tbs = array_literal((const char *const *)l->traceback, l->n);
+	cp->values[0] = c->qmid;
+	cp->values[1] = cp->ids;
+	cp->values[2] = cp->sts;
+	cp->values[3] = cp->tbs;
+}
+
+static void
+complete_params_free(struct complete_params *cp)
+{
+	free(cp->ids);
+	free(cp->sts);
+	free(cp->tbs);
+}
+
+/*
+ * What SQL_COMPLETE returned (the ids it completed): warns about jobs that
+ * were no longer ours; the completions are forgotten.
+ */
+static void
+consumer_completed(struct pgq_consumer *c, PGresult *res)
+{
+	consumer_check_owned(c, "complete", PQntuples(res), c->complete.n);
+	PQclear(res);
+	outcome_clear(&c->complete);
 }
 
 /*
  * Writes the pending outcomes; what was written is forgotten. Completions
- * are left pending when !with_complete: the next claim carries them
- * (SQL_COMPLETE_CLAIM).
+ * are left pending when !with_complete: the next claim sends them in its
+ * round trip (consumer_complete_claim).
  */
 static int
 consumer_flush(struct pgq_consumer *c, bool with_complete,
@@ -550,13 +557,16 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 
 	l = &c->complete;
 	if (with_complete && l->n > 0) {
-		PGresult *res = consumer_send_complete(c, NULL, NULL, err);
+		struct complete_params cp;
+		PGresult *res;
 
+		complete_params_init(c, &cp);
+		res = pgq_int_exec(c->q, SQL_COMPLETE, 4, cp.values, NULL,
+				   NULL, err);
+		complete_params_free(&cp);
 		if (res == NULL)
 			return -1;
-		consumer_check_owned(c, "complete", PQntuples(res), l->n);
-		PQclear(res);
-		outcome_clear(l);
+		consumer_completed(c, res);
 	}
 	l = &c->retry;
 	if (l->n > 0) {
@@ -865,30 +875,35 @@ fail:
 }
 
 /*
- * The pending completions and the claim in one statement; on success the
- * completions are forgotten and the result holds the claimed rows after a
- * first row (id NULL) that counts the jobs completed.
+ * The pending completions and the claim in one round trip, each in a
+ * transaction of its own (pipeline mode): the completion commits durably
+ * while the claim commits asynchronously, and neither holds the other's
+ * row locks. Returns the claim's result, or NULL with err; a failed
+ * completion stays pending for the next write and sets *complete_err.
  */
 static PGresult *
-consumer_complete_claim(struct pgq_consumer *c, const char *limit,
-			const char *timeout, struct pgq_error *err)
+consumer_complete_claim(struct pgq_consumer *c, const char *const *claim,
+			struct pgq_error *err, struct pgq_error *complete_err,
+			bool *complete_failed)
 {
-	struct outcome_list *l = &c->complete;
-	PGresult *res = consumer_send_complete(c, limit, timeout, err);
+	struct complete_params cp;
+	struct driver_call calls[2] = {
+		{.slot = SQL_COMPLETE, .nparams = 4},
+		{.slot = SQL_CLAIM, .nparams = 4, .values = claim},
+	};
 
-	if (res == NULL)
-		return NULL;
-	if (PQntuples(res) < 1 || !PQgetisnull(res, 0, 0)) {
-		PQclear(res);
-		driver_error_set(err, PGQ_ERR_OTHER,
-				 "complete_claim returned no count row");
-		return NULL;
-	}
-	consumer_check_owned(c, "complete",
-			     (int)strtol(PQgetvalue(res, 0, 1), NULL, 10),
-			     l->n);
-	outcome_clear(l);
-	return res;
+	complete_params_init(c, &cp);
+	calls[0].values = cp.values;
+	(void)pgq_int_exec_pipeline(c->q, calls, 2);
+	complete_params_free(&cp);
+	*complete_failed = calls[0].res == NULL;
+	if (calls[0].res != NULL)
+		consumer_completed(c, calls[0].res);
+	else
+		*complete_err = calls[0].err;
+	if (calls[1].res == NULL)
+		*err = calls[1].err;
+	return calls[1].res;
 }
 
 /*
@@ -905,6 +920,8 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 	char limit[24], timeout[48];
 	const char *values[4];
 	size_t cap = room > 0 ? (size_t)room : 1;
+	struct pgq_error complete_err;
+	bool complete_failed = false;
 	PGresult *res;
 	int rc = 0;
 
@@ -932,16 +949,17 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 			 (unsigned long long)(room - c->nbatch));
 		snprintf(timeout, sizeof(timeout), "%llu milliseconds",
 			 (unsigned long long)c->opt.heartbeat_timeout_ms);
+		values[0] = c->ep_array;
+		values[1] = limit;
+		values[2] = timeout;
+		values[3] = c->qmid;
 		if (c->complete.n > 0)
-			res = consumer_complete_claim(c, limit, timeout, err);
-		else {
-			values[0] = c->ep_array;
-			values[1] = limit;
-			values[2] = timeout;
-			values[3] = c->qmid;
+			res = consumer_complete_claim(c, values, err,
+						      &complete_err,
+						      &complete_failed);
+		else
 			res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL,
 					   NULL, err);
-		}
 		if (res == NULL) {
 			rc = -1;
 		} else {
@@ -955,6 +973,18 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 		}
 	}
 	c->heartbeat_ms = clock_mono_ms();
+	if (complete_failed) {
+		/* The completions stay pending: the next write sends them
+		 * again. With nothing claimed, the error is the claim's. */
+		if (rc == 0 && c->nbatch == 0) {
+			*err = complete_err;
+			return -1;
+		}
+		if (rc == 0)
+			consumer_log(c, LOG_LEVEL_WARN,
+				     "cannot record outcomes (will retry): %s",
+				     complete_err.message);
+	}
 	if (rc == -1 && c->nbatch == 0)
 		return -1;
 	if (rc == -1)
@@ -1357,9 +1387,9 @@ consumer_step(struct pgq_consumer *c)
 			c->retiring = true;
 		/*
 		 * When another claim follows (now or after the yield below),
-		 * it carries the completions: one round trip and one commit
-		 * for both. Limited entrypoints count their running jobs, so
-		 * with those the completions go first, on their own.
+		 * the completions go in its round trip, as a transaction of
+		 * their own. Limited entrypoints count their running jobs,
+		 * so with those the completions go first, on their own.
 		 */
 		if (consumer_flush(c,
 				   !c->want_claim || c->retiring ||

@@ -162,6 +162,68 @@ Test(consumer, drain_runs_every_job_once)
 	pgq_free(p);
 }
 
+/* A pgq_log_fn that keeps the warnings, one per line. */
+static void
+keep_warnings(void *arg, enum pgq_log_level level, const char *message)
+{
+	char *buf = arg;
+	size_t len = strlen(buf);
+
+	if (level <= PGQ_LOG_WARN)
+		snprintf(buf + len, 4096 - len, "%s\n", message);
+}
+
+/*
+ * The completions of a batch go in the claim's round trip, in a
+ * transaction of their own: when they fail the claim still runs, and the
+ * completions stay pending until a later write gets them in. Nothing is
+ * lost and nothing runs twice.
+ */
+Test(consumer, a_failed_completion_is_kept_and_written_later)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),
+		   *q = open_q(PGQ_ROLE_CONSUMER);
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_consumer *c = consumer(q, &k, "noop", NULL);
+	struct pgq_consumer_options copt;
+	struct pgq_error err;
+	PGconn *db = pgq_conn(p);
+	char warnings[4096] = "";
+
+	enqueue(p, "noop", "x", 100, 0, NULL);
+	/* The first DELETE on the queue fails: a sequence, not a row, counts
+	 * the attempts, because the failure rolls back what it wrote. */
+	PQclear(harness_query(
+		db, "CREATE SEQUENCE fail_once;"
+		    "CREATE FUNCTION fail_once() RETURNS trigger AS $$ BEGIN "
+		    "IF nextval('fail_once') = 1 THEN "
+		    "RAISE EXCEPTION 'injected completion failure'; END IF; "
+		    "RETURN NULL; END $$ LANGUAGE plpgsql;"
+		    "CREATE TRIGGER fail_once BEFORE DELETE ON pgqueuer "
+		    "FOR EACH STATEMENT EXECUTE FUNCTION fail_once()"));
+	pgq_consumer_set_log(c, keep_warnings, warnings);
+	pgq_consumer_options_init(&copt);
+	copt.batch_size = 25;
+	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
+	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	cr_expect(strstr(warnings, "cannot record outcomes (will retry): "
+				   "injected completion failure") != NULL,
+		  "warnings: %s", warnings);
+	cr_expect_eq(scalar(db, "select nextval('fail_once')") > 2, 1,
+		     "the completion was sent again");
+	cr_expect_eq(atomic_load(&k.calls), 100);
+	cr_expect_eq(scalar(db, "select count(*) from pgqueuer"), 0);
+	cr_expect_eq(scalar(db, "select count(*) from pgqueuer_log where "
+				"status = 'successful'"),
+		     100);
+	cr_expect_eq(scalar(db, "select count(distinct job_id) from "
+				"pgqueuer_log where status = 'successful'"),
+		     100);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
 Test(consumer, retry_puts_the_job_back_later_with_attempts_plus_one)
 {
 	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),

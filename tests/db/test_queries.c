@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/common.h"
+#include "driver/driver.h"
 #include "sql/sql.h"
 #include "tests/harness/harness.h"
 
@@ -532,19 +533,41 @@ complete(PGconn *c, const char *owner, const char *ids, const char *statuses,
 	return stmt(c, SQL_COMPLETE, 4, v);
 }
 
-/* Completes for owner and claims up to limit jobs of "{e}" in one go. */
+/*
+ * Completes ids for owner, then claims up to limit jobs of "{e}", in one
+ * round trip as the worker sends them (each its own transaction). Returns
+ * the claim's result; *done is the number of jobs completed.
+ */
 static PGresult *
-complete_claim(PGconn *c, const char *owner, const char *ids,
-	       const char *statuses, int limit)
+complete_then_claim(PGconn *c, const char *owner, const char *ids,
+		    const char *statuses, int limit, int *done)
 {
 	char l[16], tbs[16];
-	const char *v[7] = {owner, ids, statuses, tbs, "{e}", l, "30 seconds"};
+	const char *cv[4] = {owner, ids, statuses, tbs};
+	const char *clv[4] = {"{e}", l, "30 seconds", owner};
+	char *sql[2] = {sql_stmt_render(SQL_COMPLETE, &names),
+			sql_stmt_render(SQL_CLAIM, &names)};
+	struct driver_call calls[2] = {
+		{.slot = 0, .name = "t_complete", .sql = sql[0], .nparams = 4,
+		 .values = cv},
+		{.slot = 1, .name = "t_claim", .sql = sql[1], .nparams = 4,
+		 .values = clv},
+	};
+	struct driver_prepared p;
 
 	snprintf(l, sizeof(l), "%d", limit);
 	/* one NULL traceback per id (the tests pass one or two ids) */
 	snprintf(tbs, sizeof(tbs), "%s",
 		 strchr(ids, ',') != NULL ? "{NULL,NULL}" : "{NULL}");
-	return stmt(c, SQL_COMPLETE_CLAIM, 7, v);
+	driver_prepared_reset(&p);
+	cr_assert_eq(driver_exec_pipeline(c, &p, calls, 2), 0, "%s / %s",
+		     calls[0].err.message, calls[1].err.message);
+	*done = PQntuples(calls[0].res);
+	PQclear(calls[0].res);
+	PQclear(harness_query(c, "DEALLOCATE ALL"));
+	free(sql[0]);
+	free(sql[1]);
+	return calls[1].res;
 }
 
 /*
@@ -573,8 +596,7 @@ Test(queries, claim_commits_asynchronously_and_only_itself, .timeout = 60)
 	PQfinish(c);
 }
 
-Test(queries, complete_claim_completes_then_claims_in_one_statement,
-     .timeout = 60)
+Test(queries, complete_then_claim_in_one_round_trip, .timeout = 60)
 {
 	PGconn *c = fresh();
 	long long a = enqueue1(c, "e", 0, NULL, NULL);
@@ -582,17 +604,17 @@ Test(queries, complete_claim_completes_then_claims_in_one_statement,
 	long long d = enqueue1(c, "e", 0, NULL, NULL);
 	char ids[64], want[160];
 	PGresult *r;
+	int done;
 
 	r = claim(c, "{e}", 1, "30 seconds", OWNER_A);
 	cr_assert_eq(val(r, 0, 0), b, "the highest priority first");
 	PQclear(r);
 	snprintf(ids, sizeof(ids), "{%lld}", b);
-	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
-	cr_assert_eq(PQntuples(r), 3, "a count row and two jobs");
-	cr_expect(PQgetisnull(r, 0, 0), "the count row comes first");
-	cr_expect_eq(val(r, 0, 1), 1, "one job completed");
-	cr_expect_eq(val(r, 1, 0), a);
-	cr_expect_eq(val(r, 2, 0), d);
+	r = complete_then_claim(c, OWNER_A, ids, "{successful}", 10, &done);
+	cr_expect_eq(done, 1, "one job completed");
+	cr_assert_eq(PQntuples(r), 2, "two jobs claimed");
+	cr_expect_eq(val(r, 0, 0), a);
+	cr_expect_eq(val(r, 1, 0), d);
 	PQclear(r);
 	snprintf(want, sizeof(want),
 		 "%lld:picked,%lld:picked,%lld:successful,"
@@ -609,61 +631,38 @@ Test(queries, complete_claim_completes_then_claims_in_one_statement,
 				    "queue_manager_id = '%s'",
 				    OWNER_A),
 		     2);
-	/* Nothing left to claim: only the count row. */
+	/* Nothing left to claim. */
 	snprintf(ids, sizeof(ids), "{%lld,%lld}", a, d);
-	r = complete_claim(c, OWNER_A, ids, "{successful,exception}", 10);
-	cr_assert_eq(PQntuples(r), 1);
-	cr_expect_eq(val(r, 0, 1), 2);
+	r = complete_then_claim(c, OWNER_A, ids, "{successful,exception}", 10,
+				&done);
+	cr_expect_eq(done, 2);
+	cr_expect_eq(PQntuples(r), 0);
 	PQclear(r);
 	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pgqueuer"), 0);
 	PQfinish(c);
 }
 
-Test(queries, complete_claim_leaves_jobs_of_another_owner_alone, .timeout = 60)
-{
-	PGconn *c = fresh();
-	long long id = enqueue1(c, "e", 0, NULL, NULL);
-	char ids[64];
-	PGresult *r;
-
-	snprintf(ids, sizeof(ids), "{%lld}", id);
-	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
-	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
-				 "interval '1 hour', heartbeat = now() - "
-				 "interval '1 hour'"));
-	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_B));
-	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
-	cr_assert_eq(PQntuples(r), 1, "B's job was claimed by its old owner");
-	cr_expect_eq(val(r, 0, 1), 0, "the old owner completed B's job");
-	PQclear(r);
-	cr_expect_str_eq(harness_text(c,
-				      "SELECT queue_manager_id FROM "
-				      "pgqueuer WHERE id = %lld",
-				      id),
-			 OWNER_B);
-	PQfinish(c);
-}
-
 /*
  * A job of ours that ran past the heartbeat timeout is stale to any
- * claimer, ours too: the statement that completes it must not also claim
- * it (one statement cannot delete and update the same row).
+ * claimer, ours too: completed first, it is gone before the claim looks.
  */
-Test(queries, complete_claim_does_not_reclaim_what_it_completes, .timeout = 60)
+Test(queries, complete_then_claim_does_not_reclaim_what_it_completes,
+     .timeout = 60)
 {
 	PGconn *c = fresh();
 	long long id = enqueue1(c, "e", 0, NULL, NULL);
 	char ids[64];
 	PGresult *r;
+	int done;
 
 	snprintf(ids, sizeof(ids), "{%lld}", id);
 	PQclear(claim(c, "{e}", 1, "30 seconds", OWNER_A));
 	PQclear(harness_query(c, "UPDATE pgqueuer SET updated = now() - "
 				 "interval '1 hour', heartbeat = now() - "
 				 "interval '1 hour'"));
-	r = complete_claim(c, OWNER_A, ids, "{successful}", 10);
-	cr_assert_eq(PQntuples(r), 1, "the completed job was claimed again");
-	cr_expect_eq(val(r, 0, 1), 1);
+	r = complete_then_claim(c, OWNER_A, ids, "{successful}", 10, &done);
+	cr_expect_eq(done, 1);
+	cr_expect_eq(PQntuples(r), 0, "the completed job was claimed again");
 	PQclear(r);
 	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pgqueuer"), 0);
 	cr_expect_eq(harness_scalar(c,
