@@ -113,7 +113,7 @@ struct driver_call {
 	const char *sql;
 	int nparams;
 	const char *const *values;
-	PGresult *res;		/* out: NULL when the statement failed */
+	PGresult *res;	      /* out: NULL when the statement failed */
 	struct pgq_error err; /* out: set when res is NULL */
 };
 
@@ -122,7 +122,8 @@ struct driver_call {
  * in a transaction of its own: a failed statement does not abort the
  * others. Statements not prepared yet are prepared first. Returns the number
  * of statements that failed; each call's res (caller PQclears) or err is
- * set. When the connection is lost every call fails.
+ * set. When the connection is lost every call fails. Should the connection
+ * be left in pipeline mode (PQpipelineStatus), only PQreset mends it.
  */
 int driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
 			 struct driver_call *calls, int n);

@@ -152,6 +152,34 @@ pipeline_read(PGconn *conn, struct driver_call *call)
 	return synced ? 0 : -1;
 }
 
+/*
+ * Leaves pipeline mode. Results left unread (a send that failed halfway
+ * leaves a statement without its sync) are synced and read out first;
+ * when even that fails the connection stays in pipeline mode, and the
+ * caller must reset it (PQreset leaves pipeline mode).
+ */
+static void
+pipeline_leave(PGconn *conn)
+{
+	PGresult *r;
+	int nulls = 0;
+
+	if (PQexitPipelineMode(conn) == 1 || PQstatus(conn) != CONNECTION_OK ||
+	    PQpipelineSync(conn) != 1)
+		return;
+	while (PQexitPipelineMode(conn) != 1 &&
+	       PQstatus(conn) == CONNECTION_OK) {
+		r = PQgetResult(conn);
+		if (r == NULL) {
+			if (++nulls > 2)
+				break;
+			continue;
+		}
+		nulls = 0;
+		PQclear(r);
+	}
+}
+
 int
 driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
 		     struct driver_call *calls, int n)
@@ -183,11 +211,9 @@ driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
 	}
 	/* What was sent is read back, also after a failed send. */
 	for (int i = 0; i < sent; i++)
-		if (pipeline_read(conn, &calls[i]) == -1) {
-			sent = i + 1;
+		if (pipeline_read(conn, &calls[i]) == -1)
 			break;
-		}
-	(void)PQexitPipelineMode(conn);
+	pipeline_leave(conn);
 fail_all:
 	for (int i = 0; i < n; i++) {
 		if (calls[i].res != NULL)

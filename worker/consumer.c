@@ -561,8 +561,8 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 		PGresult *res;
 
 		complete_params_init(c, &cp);
-		res = pgq_int_exec(c->q, SQL_COMPLETE, 4, cp.values, NULL,
-				   NULL, err);
+		res = pgq_int_exec(c->q, SQL_COMPLETE, 4, cp.values, NULL, NULL,
+				   err);
 		complete_params_free(&cp);
 		if (res == NULL)
 			return -1;
@@ -1193,7 +1193,10 @@ consumer_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	c->in_backoff = false;
-	if (PQstatus(c->q->conn) != CONNECTION_OK &&
+	/* A connection stuck in pipeline mode (a pipeline that could not
+	 * be read out) serves nothing more: a new session mends it. */
+	if ((PQstatus(c->q->conn) != CONNECTION_OK ||
+	     PQpipelineStatus(c->q->conn) != PQ_PIPELINE_OFF) &&
 	    consumer_reconnect(c, &err) == -1) {
 		consumer_db_error(c, "reconnect failed", &err);
 		return;

@@ -463,11 +463,17 @@ Test(driver_db, pipeline_statements_commit_and_fail_on_their_own)
 {
 	struct driver_prepared p;
 	struct driver_call calls[3] = {
-		{.slot = 1, .name = "pgq_t_ins", .nparams = 1,
+		{.slot = 1,
+		 .name = "pgq_t_ins",
+		 .nparams = 1,
 		 .sql = "INSERT INTO t VALUES ($1::int) RETURNING k"},
-		{.slot = 2, .name = "pgq_t_div", .nparams = 1,
+		{.slot = 2,
+		 .name = "pgq_t_div",
+		 .nparams = 1,
 		 .sql = "SELECT 1 / $1::int"},
-		{.slot = 1, .name = "pgq_t_ins", .nparams = 1,
+		{.slot = 1,
+		 .name = "pgq_t_ins",
+		 .nparams = 1,
 		 .sql = "INSERT INTO t VALUES ($1::int) RETURNING k"},
 	};
 	struct pgq_error err;

@@ -548,9 +548,15 @@ complete_then_claim(PGconn *c, const char *owner, const char *ids,
 	char *sql[2] = {sql_stmt_render(SQL_COMPLETE, &names),
 			sql_stmt_render(SQL_CLAIM, &names)};
 	struct driver_call calls[2] = {
-		{.slot = 0, .name = "t_complete", .sql = sql[0], .nparams = 4,
+		{.slot = 0,
+		 .name = "t_complete",
+		 .sql = sql[0],
+		 .nparams = 4,
 		 .values = cv},
-		{.slot = 1, .name = "t_claim", .sql = sql[1], .nparams = 4,
+		{.slot = 1,
+		 .name = "t_claim",
+		 .sql = sql[1],
+		 .nparams = 4,
 		 .values = clv},
 	};
 	struct driver_prepared p;
