@@ -925,6 +925,7 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 	PGresult *res;
 	int rc = 0;
 
+	driver_error_clear(&complete_err);
 	c->claim_help = false;
 	c->limit_held = false;
 	c->batch = xcalloc(cap, sizeof(*c->batch));
