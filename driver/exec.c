@@ -106,14 +106,15 @@ driver_exec_prepared(PGconn *conn, struct driver_prepared *p, int slot,
 
 /*
  * Reads what one call of a pipeline returned: its result, the NULL that
- * ends it, then the PGRES_PIPELINE_SYNC of its own sync. Returns -1 when
- * the connection gave out (nothing more can be read).
+ * ends it, then the PGRES_PIPELINE_SYNC of its own sync. The first result
+ * or error is kept. Returns -1 when the connection gave out (nothing more
+ * can be read).
  */
 static int
 pipeline_read(PGconn *conn, struct driver_call *call)
 {
 	PGresult *r;
-	bool synced = false;
+	bool synced = false, kept = false;
 	int nulls = 0;
 
 	while (!synced) {
@@ -126,29 +127,18 @@ pipeline_read(PGconn *conn, struct driver_call *call)
 			continue;
 		}
 		nulls = 0;
-		switch (PQresultStatus(r)) {
-		case PGRES_PIPELINE_SYNC:
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
 			synced = true;
-			PQclear(r);
-			break;
-		case PGRES_TUPLES_OK:
-		case PGRES_COMMAND_OK:
-			if (call->res == NULL && call->err.klass == PGQ_OK)
-				call->res = r;
-			else
-				PQclear(r);
-			break;
-		default:
-			if (call->res == NULL && call->err.klass == PGQ_OK)
-				driver_error_from_result(&call->err, conn, r);
-			PQclear(r);
-			break;
+		} else if (!kept && result_ok(r)) {
+			call->res = r;
+			kept = true;
+			continue;
+		} else if (!kept) {
+			driver_error_from_result(&call->err, conn, r);
+			kept = true;
 		}
+		PQclear(r);
 	}
-	if (synced && (call->res != NULL || call->err.klass != PGQ_OK))
-		return 0;
-	if (call->res == NULL && call->err.klass == PGQ_OK)
-		driver_error_from_result(&call->err, conn, NULL);
 	return synced ? 0 : -1;
 }
 
@@ -188,7 +178,7 @@ driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
 
 	for (int i = 0; i < n; i++) {
 		calls[i].res = NULL;
-		memset(&calls[i].err, 0, sizeof(calls[i].err));
+		driver_error_clear(&calls[i].err);
 	}
 	for (int i = 0; i < n; i++)
 		if (prepare_once(conn, p, calls[i].slot, calls[i].name,
@@ -215,6 +205,8 @@ driver_exec_pipeline(PGconn *conn, struct driver_prepared *p,
 			break;
 	pipeline_leave(conn);
 fail_all:
+	/* A call with neither result nor error got cut off: the connection
+	 * says why. */
 	for (int i = 0; i < n; i++) {
 		if (calls[i].res != NULL)
 			continue;

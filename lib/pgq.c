@@ -132,15 +132,22 @@ pgq_channel(const struct pgq *q)
 	return q->names.channel;
 }
 
+/* Statement s's text for q's names, rendered on first use. */
+static const char *
+stmt_sql(struct pgq *q, enum sql_stmt s)
+{
+	if (q->stmt_text[s] == NULL)
+		q->stmt_text[s] = sql_stmt_render(s, &q->names);
+	return q->stmt_text[s];
+}
+
 PGresult *
 pgq_int_exec(struct pgq *q, enum sql_stmt s, int nparams,
 	     const char *const *values, const int *lengths, const int *formats,
 	     struct pgq_error *err)
 {
-	if (q->stmt_text[s] == NULL)
-		q->stmt_text[s] = sql_stmt_render(s, &q->names);
 	return driver_exec_prepared(q->conn, &q->prep, (int)s, sql_stmt_name(s),
-				    q->stmt_text[s], nparams, values, lengths,
+				    stmt_sql(q, s), nparams, values, lengths,
 				    formats, 0, err);
 }
 
@@ -150,10 +157,8 @@ pgq_int_exec_pipeline(struct pgq *q, struct driver_call *calls, int n)
 	for (int i = 0; i < n; i++) {
 		enum sql_stmt s = (enum sql_stmt)calls[i].slot;
 
-		if (q->stmt_text[s] == NULL)
-			q->stmt_text[s] = sql_stmt_render(s, &q->names);
 		calls[i].name = sql_stmt_name(s);
-		calls[i].sql = q->stmt_text[s];
+		calls[i].sql = stmt_sql(q, s);
 	}
 	return driver_exec_pipeline(q->conn, &q->prep, calls, n);
 }

@@ -385,7 +385,6 @@ retry_delay_ms(const struct consumer_ep *ep, int32_t attempts)
 	return (uint64_t)d;
 }
 
-/* Puts a job back without running it: shutdown or fast abort. */
 /*
  * Puts a job back for someone else. One that never started keeps its
  * attempts (a stopping consumer may hold a whole batch); one interrupted
@@ -530,14 +529,13 @@ complete_params_free(struct complete_params *cp)
 }
 
 /*
- * What SQL_COMPLETE returned (the ids it completed): warns about jobs that
- * were no longer ours; the completions are forgotten.
+ * SQL_COMPLETE completed done jobs: warns about those that were no longer
+ * ours; the completions are forgotten.
  */
 static void
-consumer_completed(struct pgq_consumer *c, PGresult *res)
+consumer_completed(struct pgq_consumer *c, int done)
 {
-	consumer_check_owned(c, "complete", PQntuples(res), c->complete.n);
-	PQclear(res);
+	consumer_check_owned(c, "complete", done, c->complete.n);
 	outcome_clear(&c->complete);
 }
 
@@ -558,15 +556,13 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 	l = &c->complete;
 	if (with_complete && l->n > 0) {
 		struct complete_params cp;
-		PGresult *res;
 
 		complete_params_init(c, &cp);
-		res = pgq_int_exec(c->q, SQL_COMPLETE, 4, cp.values, NULL, NULL,
-				   err);
+		n = consumer_write(c, SQL_COMPLETE, 4, cp.values, err);
 		complete_params_free(&cp);
-		if (res == NULL)
+		if (n == -1)
 			return -1;
-		consumer_completed(c, res);
+		consumer_completed(c, n);
 	}
 	l = &c->retry;
 	if (l->n > 0) {
@@ -879,12 +875,11 @@ fail:
  * transaction of its own (pipeline mode): the completion commits durably
  * while the claim commits asynchronously, and neither holds the other's
  * row locks. Returns the claim's result, or NULL with err; a failed
- * completion stays pending for the next write and sets *complete_err.
+ * completion stays pending for the next write and sets complete_err.
  */
 static PGresult *
 consumer_complete_claim(struct pgq_consumer *c, const char *const *claim,
-			struct pgq_error *err, struct pgq_error *complete_err,
-			bool *complete_failed)
+			struct pgq_error *err, struct pgq_error *complete_err)
 {
 	struct complete_params cp;
 	struct driver_call calls[2] = {
@@ -896,10 +891,10 @@ consumer_complete_claim(struct pgq_consumer *c, const char *const *claim,
 	calls[0].values = cp.values;
 	(void)pgq_int_exec_pipeline(c->q, calls, 2);
 	complete_params_free(&cp);
-	*complete_failed = calls[0].res == NULL;
-	if (calls[0].res != NULL)
-		consumer_completed(c, calls[0].res);
-	else
+	if (calls[0].res != NULL) {
+		consumer_completed(c, PQntuples(calls[0].res));
+		PQclear(calls[0].res);
+	} else
 		*complete_err = calls[0].err;
 	if (calls[1].res == NULL)
 		*err = calls[1].err;
@@ -920,8 +915,7 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 	char limit[24], timeout[48];
 	const char *values[4];
 	size_t cap = room > 0 ? (size_t)room : 1;
-	struct pgq_error complete_err;
-	bool complete_failed = false;
+	struct pgq_error complete_err; /* klass PGQ_OK: none failed */
 	PGresult *res;
 	int rc = 0;
 
@@ -956,8 +950,7 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 		values[3] = c->qmid;
 		if (c->complete.n > 0)
 			res = consumer_complete_claim(c, values, err,
-						      &complete_err,
-						      &complete_failed);
+						      &complete_err);
 		else
 			res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL,
 					   NULL, err);
@@ -974,7 +967,7 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 		}
 	}
 	c->heartbeat_ms = clock_mono_ms();
-	if (complete_failed) {
+	if (complete_err.klass != PGQ_OK) {
 		/* The completions stay pending: the next write sends them
 		 * again. With nothing claimed, the error is the claim's. */
 		if (rc == 0 && c->nbatch == 0) {
