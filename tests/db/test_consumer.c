@@ -119,6 +119,20 @@ consumer(struct pgq *q, struct counter *k, const char *entrypoint,
 	return c;
 }
 
+/* Drains c claiming at most batch jobs at a time; fails the test on error. */
+static void
+drain_in_batches(struct pgq_consumer *c, uint32_t batch)
+{
+	struct pgq_consumer_options copt;
+	struct pgq_error err;
+
+	pgq_consumer_options_init(&copt);
+	copt.batch_size = batch;
+	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+}
+
 /* ---- library mode ---- */
 
 Test(consumer, drain_runs_every_job_once)
@@ -127,16 +141,11 @@ Test(consumer, drain_runs_every_job_once)
 		   *q = open_q(PGQ_ROLE_CONSUMER);
 	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
 	struct pgq_consumer *c = consumer(q, &k, "noop", NULL);
-	struct pgq_consumer_options copt;
-	struct pgq_error err;
 	PGconn *db = pgq_conn(p);
 
 	enqueue(p, "noop", "x", 500, 0, NULL);
 	enqueue(p, "other", "x", 3, 0, NULL); /* not ours: left alone */
-	pgq_consumer_options_init(&copt);
-	copt.batch_size = 25;
-	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
-	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	drain_in_batches(c, 25);
 	cr_expect_eq(atomic_load(&k.calls), 500);
 	cr_expect_eq(pgq_consumer_processed(c), 500);
 	cr_expect_eq(scalar(db, "select count(*) from pgqueuer where "
@@ -185,8 +194,6 @@ Test(consumer, a_failed_completion_is_kept_and_written_later)
 		   *q = open_q(PGQ_ROLE_CONSUMER);
 	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
 	struct pgq_consumer *c = consumer(q, &k, "noop", NULL);
-	struct pgq_consumer_options copt;
-	struct pgq_error err;
 	PGconn *db = pgq_conn(p);
 	char warnings[4096] = "";
 
@@ -202,10 +209,7 @@ Test(consumer, a_failed_completion_is_kept_and_written_later)
 		    "CREATE TRIGGER fail_once BEFORE DELETE ON pgqueuer "
 		    "FOR EACH STATEMENT EXECUTE FUNCTION fail_once()"));
 	pgq_consumer_set_log(c, keep_warnings, warnings);
-	pgq_consumer_options_init(&copt);
-	copt.batch_size = 25;
-	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
-	cr_assert_eq(pgq_consumer_drain(c, &err), 0, "%s", err.message);
+	drain_in_batches(c, 25);
 	cr_expect(strstr(warnings, "cannot record outcomes (will retry): "
 				   "injected completion failure") != NULL,
 		  "warnings: %s", warnings);

@@ -67,6 +67,17 @@ connect_ok(void)
 	return c;
 }
 
+/* Ends c's backend from another session, as an administrator would. */
+static void
+terminate_backend(PGconn *c)
+{
+	PGconn *killer = connect_ok();
+
+	PQclear(harness_query(killer, "SELECT pg_terminate_backend(%d)",
+			      PQbackendPID(c)));
+	PQfinish(killer);
+}
+
 Test(driver_db, connects_from_the_environment_as_pgq)
 {
 	const char *ci = harness_db_new(false);
@@ -269,13 +280,11 @@ Test(driver_db, a_producer_in_a_repeatable_read_transaction_is_warned)
 Test(driver_db, a_broken_connection_is_a_connection_error)
 {
 	struct pgq_error err;
-	PGconn *c, *killer;
+	PGconn *c;
 
 	harness_db_new(false);
 	c = connect_ok();
-	killer = connect_ok();
-	PQclear(harness_query(killer, "SELECT pg_terminate_backend(%d)",
-			      PQbackendPID(c)));
+	terminate_backend(c);
 	/* The next statement notices the loss. */
 	PQclear(PQexec(c, "SELECT 1"));
 	cr_assert_neq(PQstatus(c), CONNECTION_OK);
@@ -284,7 +293,6 @@ Test(driver_db, a_broken_connection_is_a_connection_error)
 	cr_expect_eq(driver_check(NULL, PGQ_ROLE_PRODUCER, NULL, 0, &err), -1);
 	cr_expect_eq(err.klass, PGQ_ERR_CONNECTION);
 	PQfinish(c);
-	PQfinish(killer);
 }
 
 Test(driver_db, missing_table_carries_42P01_and_the_install_hint)
@@ -530,18 +538,16 @@ Test(driver_db, pipeline_on_a_lost_connection_fails_every_statement)
 		{.slot = 0, .name = "pgq_t_one", .sql = "SELECT 1"},
 		{.slot = 1, .name = "pgq_t_two", .sql = "SELECT 2"},
 	};
-	PGconn *c, *killer;
+	PGconn *c;
 
 	harness_db_new(false);
 	c = connect_ok();
-	killer = connect_ok();
 	driver_prepared_reset(&p);
 	cr_assert_eq(driver_exec_pipeline(c, &p, calls, 2), 0);
 	PQclear(calls[0].res);
 	PQclear(calls[1].res);
 	cr_expect(p.ready[0] && p.ready[1]);
-	PQclear(harness_query(killer, "SELECT pg_terminate_backend(%d)",
-			      PQbackendPID(c)));
+	terminate_backend(c);
 	cr_expect_eq(driver_exec_pipeline(c, &p, calls, 2), 2);
 	cr_expect_null(calls[0].res);
 	cr_expect_null(calls[1].res);
@@ -549,7 +555,6 @@ Test(driver_db, pipeline_on_a_lost_connection_fails_every_statement)
 	cr_expect_eq(calls[1].err.klass, PGQ_ERR_CONNECTION);
 	cr_expect(!p.ready[0] && !p.ready[1],
 		  "a lost connection loses its prepared statements");
-	PQfinish(killer);
 	PQfinish(c);
 }
 
@@ -730,23 +735,20 @@ Test(driver_db, async_idle_connection_loss_is_reported_and_free_in_lost_works)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct async_state st = {0};
-	PGconn *c, *killer;
+	PGconn *c;
 
 	harness_db_new(false);
 	c = connect_ok();
-	killer = connect_ok();
 	st.free_in_lost = true;
 	st.a = driver_async_new(loop, c, on_notify, on_lost, &st);
 	cr_assert_not_null(st.a);
-	PQclear(harness_query(killer, "SELECT pg_terminate_backend(%d)",
-			      PQbackendPID(c)));
+	terminate_backend(c);
 	cr_assert(run_until(loop, &st.lost, 10.), "on_lost not called in 10 s");
 	cr_expect_null(st.a);
 	/* The loop holds no watcher of the freed executor any more. */
 	ev_run(loop, EVRUN_NOWAIT);
 	cr_expect_eq(st.lost_calls, 1);
 	PQfinish(c);
-	PQfinish(killer);
 	ev_loop_destroy(loop);
 }
 
