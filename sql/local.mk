@@ -1,7 +1,7 @@
 # sql/: PgQueuer's schema and pgq's statements. The .sql files are split into
 # named sections and compiled into sql/sql_text.c (build dir) by embed.sh.
 libpgq_internal_la_SOURCES += sql/sql.h sql/sql_int.h sql/names.c \
-	sql/render.c sql/schema.c sql/verify.c
+	sql/render.c sql/schema.c sql/verify.c sql/session.c
 nodist_libpgq_internal_la_SOURCES = sql/sql_text.c
 BUILT_SOURCES += sql/sql_text.c
 CLEANFILES += sql/sql_text.c
