@@ -1,5 +1,5 @@
 # lib/: the public API of libpgq (pgq.h), built on driver/ and sql/
-libpgq_internal_la_SOURCES += lib/pgq.c lib/pgq_int.h
+libpgq_internal_la_SOURCES += lib/pgq.c lib/lib.h
 
 lib_LTLIBRARIES += libpgq.la
 libpgq_la_SOURCES =
