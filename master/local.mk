@@ -10,11 +10,16 @@ pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/payload.c
 pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
-# Handler modules call pgq_job_canceled() and the other pgq_* functions of
-# the executable: export those, and only those, to them.
-pgq_master_LDFLAGS = -Wl,--dynamic-list=$(srcdir)/master/exports.list
-EXTRA_DIST += master/exports.list
+# Handler modules call pgq_job_canceled() and the other functions of pgq.h
+# in the executable: export those, and only those, to them. The list is
+# libpgq.so's (lib/libpgq.sym) in ld's dynamic-list form.
+pgq_master_LDFLAGS = -Wl,--dynamic-list=master/exports.list
 EXTRA_pgq_master_DEPENDENCIES = master/exports.list
+CLEANFILES += master/exports.list
+master/exports.list: $(srcdir)/lib/libpgq.sym
+	$(AM_V_GEN)$(MKDIR_P) master && { echo '{'; \
+	    sed 's/^.*$$/	&;/' $(srcdir)/lib/libpgq.sym; echo '};'; } >$@.tmp && \
+	    mv $@.tmp $@
 
 dist_man_MANS += doc/pgq-master.8
 EXTRA_DIST += contrib/systemd/pgq-master.service
