@@ -1,9 +1,9 @@
 # lib/: the public API of libpgq (pgq.h), built on driver/ and sql/
-libpgq_internal_la_SOURCES += lib/pgq.c lib/lib.h
+libpgq_core_la_SOURCES += lib/pgq.c lib/lib.h
 
 lib_LTLIBRARIES += libpgq.la
 libpgq_la_SOURCES =
-libpgq_la_LIBADD = libpgq_internal.la
+libpgq_la_LIBADD = libpgq_core.la
 # lib/libpgq.sym names the functions of include/pgq.h, one a line: libpgq.so
 # exports those and nothing else, and so does pgq-master to its handler
 # modules (master/local.mk). tests/unit/test_exports holds both to pgq.h.

@@ -1,6 +1,6 @@
-# master/: pgq-master, the prefork worker manager. title.c is in the internal
+# master/: pgq-master, the prefork worker manager. title.c is in the daemon
 # library so that the worker side can set its process title too.
-libpgq_internal_la_SOURCES += master/master.h master/title.c
+libpgq_daemon_la_SOURCES += master/master.h master/title.c
 
 sbin_PROGRAMS += pgq-master
 pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
@@ -8,7 +8,7 @@ pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/signals.c master/reload.c master/pidfile.c master/notify.c \
 	master/scheduler.c master/control.c master/privs.c \
 	master/payload.c
-pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+pgq_master_LDADD = libpgq_daemon.la libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
 # Handler modules call pgq_job_canceled() and the other functions of pgq.h
 # in the executable: export those, and only those, to them. The list is
