@@ -203,10 +203,10 @@ int sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
 
 /*
  * One connection with the queue's names and the statements prepared on it.
- * libpgq's handle embeds one (lib_session gives it to the consumer and the
- * CLI), so a backend has one set of prepared names whoever runs a statement.
- * A statement is rendered and prepared on first use. The connection is
- * borrowed: its owner opens and closes it.
+ * libpgq's handle embeds one, and the consumer and the CLI run their
+ * statements through the handle's, so a backend has one set of prepared
+ * names whoever runs a statement. A statement is rendered and prepared on
+ * first use. The connection is borrowed: its owner opens and closes it.
  */
 struct sql_session {
 	PGconn *conn;
