@@ -4,11 +4,11 @@
 # although it is not installed.
 noinst_PROGRAMS += bench/bench-producer bench/bench-sql
 bench_bench_producer_SOURCES = bench/bench_producer.c
-bench_bench_producer_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
-	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
+bench_bench_producer_LDADD = libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+	$(EV_LIBS) -lm
 bench_bench_sql_SOURCES = bench/bench_sql.c
-bench_bench_sql_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
-	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
+bench_bench_sql_LDADD = libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+	$(EV_LIBS) -lm
 
 noinst_LTLIBRARIES += bench/bench_handler.la
 bench_bench_handler_la_SOURCES = bench/bench_handler.c

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "lib/pgq_int.h"
+#include "lib/lib.h"
 
 /* Parses argv[0 .. n) as job ids into a fresh array. Returns 0 or exit code. */
 static int
@@ -46,7 +46,7 @@ count_running(struct pgq *q, const int64_t *ids, int n, struct pgq_error *err)
 		int rows;
 
 		snprintf(id, sizeof(id), "%lld", (long long)ids[i]);
-		r = pgq_int_exec(q, SQL_JOB_LOG, 1, values, NULL, NULL, err);
+		r = sql_exec(lib_session(q), SQL_JOB_LOG, 1, values, err);
 		if (r == NULL)
 			return -1;
 		rows = PQntuples(r);

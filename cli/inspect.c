@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "lib/pgq_int.h"
+#include "lib/lib.h"
 
 /* Widest error summary in a table row: keeps rows on one terminal line. */
 #define ERROR_WIDTH 60
@@ -42,7 +42,7 @@ run_status(struct cli *c, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	values[0] = entrypoint;
-	r = pgq_int_exec(q, SQL_QUEUE_SIZE, 1, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_QUEUE_SIZE, 1, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;
@@ -113,7 +113,7 @@ run_failed(struct cli *c, int argc, char **argv)
 		return rc;
 	snprintf(num, sizeof(num), "%lld", limit);
 	values[0] = num;
-	r = pgq_int_exec(q, SQL_FAILED, 1, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_FAILED, 1, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;
@@ -173,7 +173,7 @@ run_log(struct cli *c, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	values[0] = argv[0];
-	r = pgq_int_exec(q, SQL_JOB_LOG, 1, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_JOB_LOG, 1, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;

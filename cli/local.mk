@@ -2,7 +2,7 @@
 bin_PROGRAMS += pgq
 pgq_SOURCES = cli/cli.h cli/main.c cli/args.c cli/table.c cli/schema.c \
 	cli/queue.c cli/inspect.c cli/control.c cli/listen.c cli/stats.c
-pgq_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm
+pgq_LDADD = libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm
 
 dist_man_MANS += doc/pgq.1
 

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "lib/pgq_int.h"
+#include "lib/lib.h"
 
 /* Parses a duration option into a PostgreSQL interval literal. */
 static int
@@ -69,7 +69,7 @@ list_schedules(struct cli *c, struct pgq *q)
 	struct cli_table t;
 	PGresult *r;
 
-	r = pgq_int_exec(q, SQL_SCHEDULE_LIST, 0, NULL, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_SCHEDULE_LIST, 0, NULL, &err);
 	if (r == NULL)
 		return cli_db_error(c, &err);
 	if (PQntuples(r) == 0) {
@@ -119,11 +119,11 @@ remove_schedules(struct cli *c, struct pgq *q, char **argv, int n)
 		else
 			names[nnames++] = argv[i];
 	}
-	ids_s = pgq_int_int64_array(ids, nids);
+	ids_s = int64_array_literal(ids, nids);
 	names_s = text_array(names, nnames);
 	values[0] = ids_s;
 	values[1] = names_s;
-	r = pgq_int_exec(q, SQL_SCHEDULE_REMOVE, 2, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_SCHEDULE_REMOVE, 2, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;
@@ -211,7 +211,7 @@ run_stats(struct cli *c, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	values[0] = interval;
-	r = pgq_int_exec(q, SQL_STATS, 1, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_STATS, 1, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;
@@ -295,7 +295,7 @@ run_prune(struct cli *c, int argc, char **argv)
 		return rc;
 	values[0] = interval;
 	values[1] = all ? "true" : "false";
-	r = pgq_int_exec(q, SQL_PRUNE, 2, values, NULL, NULL, &err);
+	r = sql_exec(lib_session(q), SQL_PRUNE, 2, values, &err);
 	if (r == NULL) {
 		rc = cli_db_error(c, &err);
 		goto out;

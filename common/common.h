@@ -74,6 +74,8 @@ void strbuf_str(struct strbuf *b, const char *s);
 /* Appends one element of a PostgreSQL text array literal: "..." with " and
  * \ escaped, or NULL (unquoted) when s is NULL. */
 void strbuf_array_elem(struct strbuf *b, const char *s);
+/* Encodes n values as a PostgreSQL array literal, "{1,2,3}"; caller frees. */
+char *int64_array_literal(const int64_t *v, size_t n);
 
 /* True when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most maxlen bytes. */
 bool ident_valid(const char *s, size_t maxlen);

@@ -1,8 +1,7 @@
-# common/: logging and small helpers, linked into everything through libpgq_internal
-noinst_LTLIBRARIES += libpgq_internal.la
-libpgq_internal_la_SOURCES = \
-	common/common.h common/log.h common/log.c common/util.c \
-	common/channel.h common/channel.c
+# common/: logging and small helpers, linked into everything. The channel
+# (master <-> worker) and the cron parser serve only the daemon.
+libpgq_core_la_SOURCES += \
+	common/common.h common/log.h common/log.c common/util.c
+libpgq_daemon_la_SOURCES += common/channel.h common/channel.c
 # [schedule NAME]: the cron parser (conf validates with it, the master fires)
-libpgq_internal_la_SOURCES += common/cron.h common/cron.c
-libpgq_internal_la_LIBADD = $(LIBPQ_LIBS) $(JANSSON_LIBS) $(EV_LIBS) -lm
+libpgq_daemon_la_SOURCES += common/cron.h common/cron.c

@@ -412,3 +412,19 @@ strbuf_array_elem(struct strbuf *b, const char *s)
 	}
 	strbuf_add(b, "\"", 1);
 }
+
+char *
+int64_array_literal(const int64_t *v, size_t n)
+{
+	struct strbuf b = {0};
+	char num[32];
+
+	strbuf_str(&b, "{");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "",
+			 (long long)v[i]);
+		strbuf_str(&b, num);
+	}
+	strbuf_str(&b, "}");
+	return b.p;
+}

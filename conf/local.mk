@@ -1,9 +1,7 @@
 # conf/: the INI file of pgq-master (typed config, file:line errors, reload
 # diff), its man page and the sample file.
-libpgq_internal_la_SOURCES += conf/conf.h conf/conf_int.h conf/keys.c \
+libpgq_daemon_la_SOURCES += conf/conf.h conf/conf_int.h conf/keys.c \
 	conf/load.c conf/split.c conf/diff.c conf/errors.c
-# libpgq.so is linked whole from libpgq_internal, so it needs inih too.
-libpgq_internal_la_LIBADD += $(INIH_LIBS)
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_conf
@@ -13,8 +11,8 @@ tests_unit_test_conf_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_conf_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DCONF_TOP_SRCDIR='"$(abs_top_srcdir)"'
 # No harness: this suite needs no database.
-tests_unit_test_conf_LDADD = libpgq_internal.la $(CRITERION_LIBS) \
-	$(LIBPQ_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(EV_LIBS) -lm
+tests_unit_test_conf_LDADD = libpgq_daemon.la libpgq_core.la \
+	$(CRITERION_LIBS) $(LIBPQ_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(EV_LIBS) -lm
 endif
 
 dist_man_MANS += doc/pgq.ini.5

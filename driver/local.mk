@@ -1,5 +1,5 @@
 # driver/: libpq layer (checks, errors, execution, LISTEN, backoff)
-libpgq_internal_la_SOURCES += driver/driver.h driver/error.c driver/exec.c \
+libpgq_core_la_SOURCES += driver/driver.h driver/error.c driver/exec.c \
 	driver/conn.c driver/notify.c driver/async.c driver/backoff.c
 
 if HAVE_CRITERION

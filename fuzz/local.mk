@@ -2,8 +2,8 @@
 # seed corpus in fuzz/corpus/NAME; scripts/check replays it and fuzzes briefly.
 EXTRA_DIST += fuzz/corpus
 if ENABLE_FUZZING
-FUZZ_LIBS = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) \
-	$(EV_LIBS) -lm
+FUZZ_LIBS = libpgq_daemon.la libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+	$(INIH_LIBS) $(EV_LIBS) -lm
 FUZZ_LINK = $(AM_LDFLAGS) -fsanitize=fuzzer
 noinst_PROGRAMS += fuzz/fuzz_channel fuzz/fuzz_parsers
 fuzz_fuzz_channel_SOURCES = fuzz/fuzz_channel.c

@@ -10,7 +10,16 @@
 #include <string.h>
 
 #include "common/common.h"
-#include "lib/pgq_int.h"
+#include "driver/driver.h"
+#include "lib/lib.h"
+#include "sql/sql.h"
+
+/* A libpgq handle: the statement session of one checked connection. */
+struct pgq {
+	struct sql_session session;
+	bool owned; /* pgq_connect opened the connection: pgq_free closes it */
+	enum pgq_role role;
+};
 
 const char *
 pgq_error_class_name(enum pgq_error_class klass)
@@ -44,17 +53,15 @@ pgq_new(PGconn *conn, bool owned, const struct pgq_options *opt,
 {
 	struct pgq *q = xcalloc(1, sizeof(*q));
 
-	if (sql_names_init(&q->names, opt != NULL ? opt->prefix : NULL,
-			   opt != NULL ? opt->schema : NULL,
-			   opt != NULL ? opt->channel : NULL, err) == -1) {
+	if (sql_session_init(&q->session, conn,
+			     opt != NULL ? opt->prefix : NULL,
+			     opt != NULL ? opt->schema : NULL,
+			     opt != NULL ? opt->channel : NULL, err) == -1) {
 		free(q);
 		return NULL;
 	}
-	q->conn = conn;
 	q->owned = owned;
 	q->role = role;
-	q->payload_check = -1;
-	driver_prepared_reset(&q->prep);
 	return q;
 }
 
@@ -100,67 +107,37 @@ pgq_free(struct pgq *q)
 	if (q == NULL)
 		return;
 	if (q->owned)
-		PQfinish(q->conn);
-	else if (PQstatus(q->conn) == CONNECTION_OK)
+		PQfinish(q->session.conn);
+	else
 		/* The caller keeps the connection: leave it without our
 		 * prepared statements so names cannot clash later. */
-		for (int i = 0; i < SQL_STMT_COUNT; i++) {
-			if (!q->prep.ready[i])
-				continue;
-			char sql[96];
-			PGresult *r;
-
-			snprintf(sql, sizeof(sql), "DEALLOCATE %s",
-				 sql_stmt_name((enum sql_stmt)i));
-			r = PQexec(q->conn, sql);
-			PQclear(r);
-		}
-	for (int i = 0; i < SQL_STMT_COUNT; i++)
-		free(q->stmt_text[i]);
+		sql_session_deallocate(&q->session);
+	sql_session_clear(&q->session);
 	free(q);
 }
 
 PGconn *
 pgq_conn(struct pgq *q)
 {
-	return q->conn;
+	return q->session.conn;
 }
 
 const char *
 pgq_channel(const struct pgq *q)
 {
-	return q->names.channel;
+	return q->session.names.channel;
 }
 
-/* Statement s's text for q's names, rendered on first use. */
-static const char *
-stmt_sql(struct pgq *q, enum sql_stmt s)
+struct sql_session *
+lib_session(struct pgq *q)
 {
-	if (q->stmt_text[s] == NULL)
-		q->stmt_text[s] = sql_stmt_render(s, &q->names);
-	return q->stmt_text[s];
+	return &q->session;
 }
 
-PGresult *
-pgq_int_exec(struct pgq *q, enum sql_stmt s, int nparams,
-	     const char *const *values, const int *lengths, const int *formats,
-	     struct pgq_error *err)
+enum pgq_role
+lib_role(const struct pgq *q)
 {
-	return driver_exec_prepared(q->conn, &q->prep, (int)s, sql_stmt_name(s),
-				    stmt_sql(q, s), nparams, values, lengths,
-				    formats, 0, err);
-}
-
-int
-pgq_int_exec_pipeline(struct pgq *q, struct driver_call *calls, int n)
-{
-	for (int i = 0; i < n; i++) {
-		enum sql_stmt s = (enum sql_stmt)calls[i].slot;
-
-		calls[i].name = sql_stmt_name(s);
-		calls[i].sql = stmt_sql(q, s);
-	}
-	return driver_exec_pipeline(q->conn, &q->prep, calls, n);
+	return q->role;
 }
 
 /* Appends a bytea element in hex form, "\\x0a0b", or NULL. */
@@ -182,22 +159,6 @@ strbuf_bytea(struct strbuf *b, const void *data, size_t len)
 		strbuf_add(b, pair, 2);
 	}
 	strbuf_add(b, "\"", 1);
-}
-
-char *
-pgq_int_int64_array(const int64_t *v, size_t n)
-{
-	struct strbuf b = {0};
-	char num[32];
-
-	strbuf_str(&b, "{");
-	for (size_t i = 0; i < n; i++) {
-		snprintf(num, sizeof(num), "%s%lld", i > 0 ? "," : "",
-			 (long long)v[i]);
-		strbuf_str(&b, num);
-	}
-	strbuf_str(&b, "}");
-	return b.p;
 }
 
 int
@@ -288,17 +249,7 @@ pgq_enqueue_batch(struct pgq *q, const struct pgq_job_spec *jobs, size_t n,
 	values[4] = dk.p;
 	values[5] = hd.p;
 	values[6] = on_conflict == PGQ_CONFLICT_SKIP ? "true" : "false";
-	/* Once per handle: a queue without pgq's limits table (installed by
-	 * PgQueuer) keeps the plain statement. */
-	if (q->payload_check < 0) {
-		q->payload_check =
-			sql_payload_check_exists(q->conn, &q->names, err);
-		if (q->payload_check < 0)
-			goto out;
-	}
-	r = pgq_int_exec(q,
-			 q->payload_check ? SQL_ENQUEUE_CHECKED : SQL_ENQUEUE,
-			 7, values, NULL, NULL, err);
+	r = sql_exec_enqueue(&q->session, values, err);
 	if (r == NULL)
 		goto out;
 	for (int row = 0; row < PQntuples(r); row++) {
@@ -331,7 +282,7 @@ pgq_queue_size(struct pgq *q, const char *entrypoint, int64_t *queued_out,
 	PGresult *r;
 
 	driver_error_clear(err);
-	r = pgq_int_exec(q, SQL_QUEUE_SIZE, 1, values, NULL, NULL, err);
+	r = sql_exec(&q->session, SQL_QUEUE_SIZE, 1, values, err);
 	if (r == NULL)
 		return -1;
 	for (int row = 0; row < PQntuples(r); row++) {
@@ -356,12 +307,12 @@ static int
 exec_ids(struct pgq *q, enum sql_stmt s, const int64_t *ids, size_t n,
 	 size_t *count_out, struct pgq_error *err)
 {
-	char *arr = ids != NULL && n > 0 ? pgq_int_int64_array(ids, n) : NULL;
+	char *arr = ids != NULL && n > 0 ? int64_array_literal(ids, n) : NULL;
 	const char *values[1] = {arr};
 	PGresult *r;
 
 	driver_error_clear(err);
-	r = pgq_int_exec(q, s, 1, values, NULL, NULL, err);
+	r = sql_exec(&q->session, s, 1, values, err);
 	free(arr);
 	if (r == NULL)
 		return -1;

@@ -1,6 +1,6 @@
-# master/: pgq-master, the prefork worker manager. title.c is in the internal
+# master/: pgq-master, the prefork worker manager. title.c is in the daemon
 # library so that the worker side can set its process title too.
-libpgq_internal_la_SOURCES += master/master.h master/title.c
+libpgq_daemon_la_SOURCES += master/master.h master/title.c
 
 sbin_PROGRAMS += pgq-master
 pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
@@ -8,13 +8,18 @@ pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/signals.c master/reload.c master/pidfile.c master/notify.c \
 	master/scheduler.c master/control.c master/privs.c \
 	master/payload.c
-pgq_master_LDADD = libpgq_internal.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
+pgq_master_LDADD = libpgq_daemon.la libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
-# Handler modules call pgq_job_canceled() and the other pgq_* functions of
-# the executable: export those, and only those, to them.
-pgq_master_LDFLAGS = -Wl,--dynamic-list=$(srcdir)/master/exports.list
-EXTRA_DIST += master/exports.list
+# Handler modules call pgq_job_canceled() and the other functions of pgq.h
+# in the executable: export those, and only those, to them. The list is
+# libpgq.so's (lib/libpgq.sym) in ld's dynamic-list form.
+pgq_master_LDFLAGS = -Wl,--dynamic-list=master/exports.list
 EXTRA_pgq_master_DEPENDENCIES = master/exports.list
+CLEANFILES += master/exports.list
+master/exports.list: $(srcdir)/lib/libpgq.sym
+	$(AM_V_GEN)$(MKDIR_P) master && { echo '{'; \
+	    sed 's/^.*$$/	&;/' $(srcdir)/lib/libpgq.sym; echo '};'; } >$@.tmp && \
+	    mv $@.tmp $@
 
 dist_man_MANS += doc/pgq-master.8
 EXTRA_DIST += contrib/systemd/pgq-master.service

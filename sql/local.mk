@@ -1,8 +1,8 @@
 # sql/: PgQueuer's schema and pgq's statements. The .sql files are split into
 # named sections and compiled into sql/sql_text.c (build dir) by embed.sh.
-libpgq_internal_la_SOURCES += sql/sql.h sql/sql_int.h sql/names.c \
-	sql/render.c sql/schema.c sql/verify.c
-nodist_libpgq_internal_la_SOURCES = sql/sql_text.c
+libpgq_core_la_SOURCES += sql/sql.h sql/sql_int.h sql/names.c \
+	sql/render.c sql/schema.c sql/verify.c sql/session.c
+nodist_libpgq_core_la_SOURCES = sql/sql_text.c
 BUILT_SOURCES += sql/sql_text.c
 CLEANFILES += sql/sql_text.c
 EXTRA_DIST += sql/embed.sh sql/schema.sql sql/queries.sql

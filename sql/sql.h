@@ -13,6 +13,7 @@
 #include <libpq-fe.h>
 
 #include "common/common.h"
+#include "driver/driver.h"
 #include "pgq.h"
 
 /* Longest prefix: object names must stay within PostgreSQL's 63 bytes. */
@@ -197,5 +198,77 @@ int sql_set_durability(PGconn *conn, const struct sql_names *n,
  */
 int sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
 	       char **report, struct pgq_error *err) PGQ_WUR;
+
+/* ---- the statement session of one connection (session.c) ---- */
+
+/*
+ * One connection with the queue's names and the statements prepared on it.
+ * libpgq's handle embeds one, and the consumer and the CLI run their
+ * statements through the handle's, so a backend has one set of prepared
+ * names whoever runs a statement. A statement is rendered and prepared on
+ * first use. The connection is borrowed: its owner opens and closes it.
+ */
+struct sql_session {
+	PGconn *conn;
+	struct sql_names names;
+	struct driver_prepared prep; /* slot = enum sql_stmt */
+	char *text[SQL_STMT_COUNT];  /* rendered on first use */
+	int payload_check; /* SQL_ENQUEUE_CHECKED can run: 1 yes, 0 no, -1 not
+			      looked up yet */
+};
+
+/*
+ * Sets up a session on conn (borrowed) with names for prefix, schema and
+ * channel, as sql_names_init. Returns 0, or -1 with err.
+ */
+int sql_session_init(struct sql_session *s, PGconn *conn, const char *prefix,
+		     const char *schema, const char *channel,
+		     struct pgq_error *err) PGQ_WUR;
+/* Frees what the session rendered; the connection is left as it is. */
+void sql_session_clear(struct sql_session *s);
+/*
+ * DEALLOCATEs the statements the session prepared, for a connection its owner
+ * goes on using: later prepared names cannot clash. No-op on a connection
+ * that is not CONNECTION_OK.
+ */
+void sql_session_deallocate(struct sql_session *s);
+/* Forgets the prepared statements: after PQreset the backend has none. */
+void sql_session_reset(struct sql_session *s);
+/* Statement st's text for the session's names, rendered on first use. */
+const char *sql_session_text(struct sql_session *s, enum sql_stmt st);
+
+/*
+ * Runs statement st with nparams text parameters, prepared on first use.
+ * Returns the result (caller PQclears) or NULL with err.
+ */
+PGresult *sql_exec(struct sql_session *s, enum sql_stmt st, int nparams,
+		   const char *const *values, struct pgq_error *err);
+/*
+ * Runs n statements in one round trip, each in a transaction of its own
+ * (driver_exec_pipeline): calls[i].slot is the enum sql_stmt, name and sql
+ * are filled in here. Returns the number of statements that failed.
+ */
+int sql_exec_pipeline(struct sql_session *s, struct driver_call *calls, int n);
+/*
+ * Runs the enqueue statement with SQL_ENQUEUE's 7 values: SQL_ENQUEUE_CHECKED
+ * when the queue has pgq's limits table and payload function (looked up once
+ * per session), plain SQL_ENQUEUE on a queue installed by PgQueuer. Returns
+ * the result (caller PQclears) or NULL with err.
+ */
+PGresult *sql_exec_enqueue(struct sql_session *s, const char *const *values,
+			   struct pgq_error *err);
+
+/*
+ * BEGIN and COMMIT around statements that must share a transaction. Return
+ * 0 or -1 with err.
+ */
+int sql_begin(struct sql_session *s, struct pgq_error *err) PGQ_WUR;
+int sql_commit(struct sql_session *s, struct pgq_error *err) PGQ_WUR;
+/* ROLLBACK after an error; a failure is left to the caller's reconnect
+ * (a lost connection has ended the transaction already). */
+void sql_rollback(struct sql_session *s);
+/* LISTEN (on) or UNLISTEN on the session's channel. Returns 0 or -1 with
+ * err. */
+int sql_listen(struct sql_session *s, bool on, struct pgq_error *err) PGQ_WUR;
 
 #endif

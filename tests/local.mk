@@ -12,8 +12,8 @@ libharness_la_SOURCES = tests/harness/harness.c tests/harness/harness.h
 libharness_la_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 
 TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-TEST_LIBS = libharness.la libpgq_internal.la $(CRITERION_LIBS) $(LIBPQ_LIBS) \
-	$(JANSSON_LIBS) $(INIH_LIBS) $(EV_LIBS) -lm
+TEST_LIBS = libharness.la libpgq_daemon.la libpgq_core.la $(CRITERION_LIBS) \
+	$(LIBPQ_LIBS) $(JANSSON_LIBS) $(INIH_LIBS) $(EV_LIBS) -lm
 
 check_PROGRAMS += tests/unit/test_common
 TESTS += tests/unit/test_common

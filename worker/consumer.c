@@ -21,7 +21,7 @@
 #include "common/common.h"
 #include "common/log.h"
 #include "driver/driver.h"
-#include "lib/pgq_int.h"
+#include "lib/lib.h"
 #include "sql/sql.h"
 #include "worker/worker_int.h"
 
@@ -478,7 +478,7 @@ static int
 consumer_write(struct pgq_consumer *c, enum sql_stmt s, int nparams,
 	       const char *const *values, struct pgq_error *err)
 {
-	PGresult *res = pgq_int_exec(c->q, s, nparams, values, NULL, NULL, err);
+	PGresult *res = sql_exec(lib_session(c->q), s, nparams, values, err);
 	int n;
 
 	if (res == NULL)
@@ -511,7 +511,7 @@ complete_params_init(struct pgq_consumer *c, struct complete_params *cp)
 {
 	struct outcome_list *l = &c->complete;
 
-	cp->ids = pgq_int_int64_array(l->ids, l->n);
+	cp->ids = int64_array_literal(l->ids, l->n);
 	cp->sts = array_literal(l->status, l->n);
 	cp->tbs = array_literal((const char *const *)l->traceback, l->n);
 	cp->values[0] = c->qmid;
@@ -577,7 +577,7 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 			added[i] =
 				l->status[i] == CONSUMER_RELEASED ? "0" : "1";
 		}
-		ids = pgq_int_int64_array(l->ids, l->n);
+		ids = int64_array_literal(l->ids, l->n);
 		arr2 = array_literal((const char *const *)delays, l->n);
 		arr3 = array_literal((const char *const *)l->traceback, l->n);
 		arr5 = array_literal(added, l->n);
@@ -602,7 +602,7 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 	}
 	l = &c->hold;
 	if (l->n > 0) {
-		ids = pgq_int_int64_array(l->ids, l->n);
+		ids = int64_array_literal(l->ids, l->n);
 		arr3 = array_literal((const char *const *)l->traceback, l->n);
 		values[0] = c->qmid;
 		values[1] = ids;
@@ -753,11 +753,7 @@ consumer_burst(const struct pgq_entrypoint_options *o)
 static void
 consumer_rollback(struct pgq_consumer *c)
 {
-	PGresult *r = PQexec(c->q->conn, "ROLLBACK");
-
-	/* A failure here means the connection is gone: the reconnect ends
-	 * the transaction. */
-	PQclear(r);
+	sql_rollback(lib_session(c->q));
 }
 
 /* Explains a missing limits table: the database was installed by PgQueuer
@@ -771,7 +767,7 @@ consumer_limits_missing(const struct pgq_consumer *c,
 	driver_error_set(err, PGQ_ERR_UNDEFINED_TABLE,
 			 "entrypoint %s has limits but table %s_pgq_limits "
 			 "is missing: run pgq upgrade",
-			 ep->name, c->q->names.queue);
+			 ep->name, lib_session(c->q)->names.queue);
 	driver_error_hint(err, "pgq upgrade adds the table pgq needs for "
 			       "concurrency and rate limits to a queue "
 			       "installed by PgQueuer");
@@ -810,13 +806,13 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 	snprintf(most, sizeof(most), "%llu", (unsigned long long)room);
 	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
 		 (unsigned long long)c->opt.heartbeat_timeout_ms);
-	if (driver_exec_simple(c->q->conn, "BEGIN", err) == -1)
+	if (sql_begin(lib_session(c->q), err) == -1)
 		return -1;
 	values[0] = ep->name;
 	values[1] = climit;
 	values[2] = rate;
 	values[3] = burst;
-	res = pgq_int_exec(c->q, SQL_LIMIT_LOCK, 4, values, NULL, NULL, err);
+	res = sql_exec(lib_session(c->q), SQL_LIMIT_LOCK, 4, values, err);
 	if (res == NULL)
 		goto fail;
 	tokens = strtod(PQgetvalue(res, 0, 0), NULL);
@@ -833,10 +829,10 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 	values[5] = timeout;
 	values[6] = c->qmid;
 	values[7] = ep->ticket ? "false" : "true";
-	res = pgq_int_exec(c->q, SQL_CLAIM_LIMITED, 8, values, NULL, NULL, err);
+	res = sql_exec(lib_session(c->q), SQL_CLAIM_LIMITED, 8, values, err);
 	if (res == NULL)
 		goto fail;
-	if (driver_exec_simple(c->q->conn, "COMMIT", err) == -1) {
+	if (sql_commit(lib_session(c->q), err) == -1) {
 		PQclear(res);
 		return -1;
 	}
@@ -889,7 +885,7 @@ consumer_complete_claim(struct pgq_consumer *c, const char *const *claim,
 
 	complete_params_init(c, &cp);
 	calls[0].values = cp.values;
-	(void)pgq_int_exec_pipeline(c->q, calls, 2);
+	(void)sql_exec_pipeline(lib_session(c->q), calls, 2);
 	complete_params_free(&cp);
 	if (calls[0].res != NULL) {
 		consumer_completed(c, PQntuples(calls[0].res));
@@ -952,8 +948,8 @@ consumer_claim(struct pgq_consumer *c, struct pgq_error *err)
 			res = consumer_complete_claim(c, values, err,
 						      &complete_err);
 		else
-			res = pgq_int_exec(c->q, SQL_CLAIM, 4, values, NULL,
-					   NULL, err);
+			res = sql_exec(lib_session(c->q), SQL_CLAIM, 4, values,
+				       err);
 		if (res == NULL) {
 			rc = -1;
 		} else {
@@ -1071,7 +1067,7 @@ consumer_heartbeat(struct pgq_consumer *c)
 	    clock_mono_ms() - c->heartbeat_ms < c->opt.heartbeat_timeout_ms / 2)
 		return;
 	snprintf(owners, sizeof(owners), "{%s}", c->qmid);
-	res = pgq_int_exec(c->q, SQL_HEARTBEAT, 1, values, NULL, NULL, &err);
+	res = sql_exec(lib_session(c->q), SQL_HEARTBEAT, 1, values, &err);
 	if (res == NULL) {
 		consumer_log(c, LOG_LEVEL_WARN, "heartbeat failed: %s",
 			     err.message);
@@ -1132,17 +1128,7 @@ consumer_db_error(struct pgq_consumer *c, const char *what,
 static int
 consumer_listen(struct pgq_consumer *c, bool on, struct pgq_error *err)
 {
-	char sql[128 + 2];
-
-	if (!driver_listen_sql(c->q->names.channel, sql + 2, sizeof(sql) - 2)) {
-		driver_error_set(err, PGQ_ERR_INVALID, "invalid channel %s",
-				 c->q->names.channel);
-		return -1;
-	}
-	/* UNLISTEN takes the same quoted name. */
-	sql[0] = 'U';
-	sql[1] = 'N';
-	return driver_exec_simple(c->q->conn, on ? sql + 2 : sql, err);
+	return sql_listen(lib_session(c->q), on, err);
 }
 
 static void consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents);
@@ -1150,7 +1136,7 @@ static void consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents);
 static int
 consumer_reconnect(struct pgq_consumer *c, struct pgq_error *err)
 {
-	PGconn *conn = c->q->conn;
+	PGconn *conn = pgq_conn(c->q);
 
 	if (c->listening)
 		ev_io_stop(c->loop, &c->notify_w);
@@ -1162,7 +1148,7 @@ consumer_reconnect(struct pgq_consumer *c, struct pgq_error *err)
 	if (driver_check(conn, PGQ_ROLE_CONSUMER, NULL, 0, err) == -1)
 		return -1;
 	/* The new session has none of our prepared statements. */
-	driver_prepared_reset(&c->q->prep);
+	sql_session_reset(lib_session(c->q));
 	if (c->listening) {
 		if (consumer_listen(c, true, err) == -1)
 			return -1;
@@ -1189,8 +1175,8 @@ consumer_backoff_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	c->in_backoff = false;
 	/* A connection stuck in pipeline mode (a pipeline that could not
 	 * be read out) serves nothing more: a new session mends it. */
-	if ((PQstatus(c->q->conn) != CONNECTION_OK ||
-	     PQpipelineStatus(c->q->conn) != PQ_PIPELINE_OFF) &&
+	if ((PQstatus(pgq_conn(c->q)) != CONNECTION_OK ||
+	     PQpipelineStatus(pgq_conn(c->q)) != PQ_PIPELINE_OFF) &&
 	    consumer_reconnect(c, &err) == -1) {
 		consumer_db_error(c, "reconnect failed", &err);
 		return;
@@ -1269,7 +1255,7 @@ consumer_run_next(struct pgq_consumer *c)
 	 * Synchronous handlers keep the loop away until the batch is done:
 	 * look for cancellations of the jobs still waiting in it now.
 	 */
-	if (c->listening && PQconsumeInput(c->q->conn) == 1)
+	if (c->listening && PQconsumeInput(pgq_conn(c->q)) == 1)
 		consumer_read_notifies(c);
 	j = &c->batch[c->next++];
 	if (j->canceled) {
@@ -1332,12 +1318,12 @@ consumer_read_notifies(struct pgq_consumer *c)
 {
 	PGnotify *n;
 
-	while ((n = PQnotifies(c->q->conn)) != NULL) {
+	while ((n = PQnotifies(pgq_conn(c->q))) != NULL) {
 		struct driver_event ev;
 		char why[128];
 
 		memset(&ev, 0, sizeof(ev));
-		if (strcmp(n->relname, c->q->names.channel) != 0 ||
+		if (strcmp(n->relname, pgq_channel(c->q)) != 0 ||
 		    driver_event_is_removal(n->extra)) {
 			PQfreemem(n);
 			continue;
@@ -1482,11 +1468,11 @@ consumer_notify_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct pgq_error err;
 
 	(void)revents;
-	if (PQconsumeInput(c->q->conn) == 0 ||
-	    PQstatus(c->q->conn) == CONNECTION_BAD) {
+	if (PQconsumeInput(pgq_conn(c->q)) == 0 ||
+	    PQstatus(pgq_conn(c->q)) == CONNECTION_BAD) {
 		/* The socket is dead: stop watching it until reconnected. */
 		ev_io_stop(loop, w);
-		driver_error_from_result(&err, c->q->conn, NULL);
+		driver_error_from_result(&err, pgq_conn(c->q), NULL);
 		if (!c->in_backoff && c->running == NULL)
 			consumer_db_error(c, "connection lost", &err);
 		return;
@@ -1816,7 +1802,7 @@ pgq_consumer_new(struct pgq *q, void *resources, struct pgq_error *err)
 				 "pgq_consumer_new: handle is NULL");
 		return NULL;
 	}
-	if (q->role != PGQ_ROLE_CONSUMER) {
+	if (lib_role(q) != PGQ_ROLE_CONSUMER) {
 		driver_error_set(err, PGQ_ERR_INVALID,
 				 "pgq_consumer_new: the handle was opened for "
 				 "a producer");
@@ -1910,7 +1896,7 @@ consumer_run_loop(struct pgq_consumer *c, bool drain, struct pgq_error *err)
 		if (consumer_listen(c, true, err) == -1)
 			goto out;
 		c->listening = true;
-		ev_io_set(&c->notify_w, PQsocket(c->q->conn), EV_READ);
+		ev_io_set(&c->notify_w, PQsocket(pgq_conn(c->q)), EV_READ);
 		ev_io_start(loop, &c->notify_w);
 		if (c->opt.poll_interval_ms > 0) {
 			double p = (double)c->opt.poll_interval_ms / 1000.0;
@@ -1934,12 +1920,12 @@ out:
 		struct pgq_error ignored;
 
 		c->listening = false;
-		if (PQstatus(c->q->conn) == CONNECTION_OK &&
+		if (PQstatus(pgq_conn(c->q)) == CONNECTION_OK &&
 		    consumer_listen(c, false, &ignored) == -1)
 			consumer_log(c, LOG_LEVEL_WARN, "unlisten failed: %s",
 				     ignored.message);
 		/* Leave the caller's connection without our leftovers. */
-		while ((n = PQnotifies(c->q->conn)) != NULL)
+		while ((n = PQnotifies(pgq_conn(c->q))) != NULL)
 			PQfreemem(n);
 	}
 	consumer_detach(c);
@@ -2022,7 +2008,7 @@ pgq_job_canceled(const struct pgq_job *job)
 		 * the notifications of a library consumer's connection. */
 		if (c->hooks.poll != NULL)
 			c->hooks.poll(c->hooks.arg);
-		if (c->listening && PQconsumeInput(c->q->conn) == 1)
+		if (c->listening && PQconsumeInput(pgq_conn(c->q)) == 1)
 			consumer_read_notifies(c);
 	}
 	return c->running != NULL && c->running->canceled;

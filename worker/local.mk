@@ -1,7 +1,10 @@
 # worker/: the consumer engine (libpgq's pgq_consumer_* and the daemon's
 # workers), the handler kinds, and the worker process run by pgq-master.
-libpgq_internal_la_SOURCES += worker/worker.h worker/worker_int.h \
-	worker/consumer.c worker/handler_fn.c worker/handler_module.c \
+# The engine and the function handler are the library's; the rest is the
+# daemon's.
+libpgq_core_la_SOURCES += worker/worker_int.h worker/consumer.c \
+	worker/handler_fn.c
+libpgq_daemon_la_SOURCES += worker/worker.h worker/handler_module.c \
 	worker/handler_command.c worker/handler_builtin.c worker/worker.c
 
 if HAVE_CRITERION
