@@ -63,7 +63,8 @@ const char *conf_section_kind_name(enum conf_section_kind kind);
 const struct conf_key *conf_key_find(enum conf_section_kind kind,
 				     const char *name);
 
-/* Where a key's value lives: base is a struct conf or conf_entrypoint. */
+/* Where a key's value lives: base is a struct conf, conf_entrypoint or
+ * conf_schedule. */
 #define CONF_FIELD(base, key) ((void *)((char *)(base) + (key)->offset))
 #define CONF_CFIELD(base, key)                                                 \
 	((const void *)((const char *)(base) + (key)->offset))
@@ -99,7 +100,7 @@ struct conf_value {
  * spec. Every operation is set for every type.
  */
 struct conf_type_ops {
-	const char *name; /* "duration": for tests and messages about types */
+	const char *name; /* "duration": for tests */
 	bool secret;	  /* may hold a password: the value is never echoed */
 	size_t size;	  /* bytes of a scalar field; 0 when it owns memory */
 	/* Sets the field empty: "" for strings, zero otherwise. */
