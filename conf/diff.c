@@ -11,56 +11,11 @@
 
 #include "conf/conf_int.h"
 
-static bool
-argv_equal(char *const *a, char *const *b)
-{
-	size_t i;
-
-	if (a == NULL || b == NULL)
-		return a == b;
-	for (i = 0; a[i] != NULL && b[i] != NULL; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return a[i] == NULL && b[i] == NULL;
-}
-
-/* Compares one key's field in two structs of the same kind. */
+/* Compares one key's value in two structs of the same kind. */
 static bool
 field_equal(const struct conf_key *k, const void *a, const void *b)
 {
-	const void *fa = CONF_CFIELD(a, k), *fb = CONF_CFIELD(b, k);
-
-	switch (k->type) {
-	case CONF_T_UINT:
-		return *(const unsigned *)fa == *(const unsigned *)fb;
-	case CONF_T_INT:
-	case CONF_T_ENUM:
-		return memcmp(fa, fb, sizeof(int)) == 0;
-	case CONF_T_DURATION:
-	case CONF_T_SIZE:
-		return *(const uint64_t *)fa == *(const uint64_t *)fb;
-	case CONF_T_REAL:
-		return *(const double *)fa == *(const double *)fb;
-	case CONF_T_BOOL:
-		return *(const bool *)fa == *(const bool *)fb;
-	case CONF_T_COMMAND:
-		/* What runs is argv; "a  b" and "a b" are the same command. */
-		return argv_equal(((const struct conf_entrypoint *)a)->argv,
-				  ((const struct conf_entrypoint *)b)->argv);
-	case CONF_T_IDENT:
-	case CONF_T_PATH:
-	case CONF_T_DSN:
-	case CONF_T_MODULE:
-	case CONF_T_SYMBOL:
-	case CONF_T_NAME:
-	case CONF_T_CRON:
-	case CONF_T_TEXT:
-	case CONF_T_USER:
-	case CONF_T_GROUP:
-	case CONF_T_ENVNAMES:
-		return strcmp(*(char *const *)fa, *(char *const *)fb) == 0;
-	}
-	return false;
+	return conf_types[k->type].equal(k, a, b);
 }
 
 static void
@@ -242,44 +197,11 @@ conf_keep_restart_keys(struct conf *new, const struct conf *old)
 {
 	for (size_t i = 0; i < conf_nkeys; i++) {
 		const struct conf_key *k = &conf_keys[i];
-		void *dst = CONF_FIELD(new, k);
-		const void *src = CONF_CFIELD(old, k);
 
 		if (k->section == CONF_SECT_ENTRYPOINT ||
 		    k->section == CONF_SECT_SCHEDULE ||
 		    k->apply != CONF_APPLY_RESTART)
 			continue;
-		switch (k->type) {
-		case CONF_T_UINT:
-		case CONF_T_INT:
-		case CONF_T_ENUM:
-			memcpy(dst, src, sizeof(int));
-			break;
-		case CONF_T_DURATION:
-		case CONF_T_SIZE:
-			memcpy(dst, src, sizeof(uint64_t));
-			break;
-		case CONF_T_REAL:
-			memcpy(dst, src, sizeof(double));
-			break;
-		case CONF_T_BOOL:
-			memcpy(dst, src, sizeof(bool));
-			break;
-		case CONF_T_IDENT:
-		case CONF_T_PATH:
-		case CONF_T_DSN:
-		case CONF_T_MODULE:
-		case CONF_T_SYMBOL:
-		case CONF_T_COMMAND:
-		case CONF_T_NAME:
-		case CONF_T_CRON:
-		case CONF_T_TEXT:
-		case CONF_T_USER:
-		case CONF_T_GROUP:
-		case CONF_T_ENVNAMES:
-			free(*(char **)dst);
-			*(char **)dst = xstrdup(*(char *const *)src);
-			break;
-		}
+		conf_types[k->type].copy(k, new, old);
 	}
 }

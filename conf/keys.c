@@ -1,7 +1,8 @@
 /*
  * The table of every key pgq.ini knows: section, type, default, field and
  * how a SIGHUP applies it. Parsing, defaults, the reload diff and the
- * restart-only copy all walk this one table; pgq.ini(5) documents it.
+ * restart-only copy all walk this one table, each key through the
+ * operations of its type (types.c); pgq.ini(5) documents it.
  */
 #include "config.h"
 
@@ -115,7 +116,7 @@ const struct conf_key conf_keys[] = {
 	    crash_breaker_window_ms, CONF_APPLY_MASTER, MS_S, MS_MAX, NULL),
 	PGQ("healthy_uptime", CONF_T_DURATION, "10s", healthy_uptime_ms,
 	    CONF_APPLY_MASTER, 0, MS_MAX, NULL),
-	/* 0 = off; otherwise at least 100ms (checked in load.c). */
+	/* 0 = off; otherwise at least 100ms (checked in check.c). */
 	PGQ("stats_interval", CONF_T_DURATION, "5s", stats_interval_ms,
 	    CONF_APPLY_MASTER, 0, MS_MAX, NULL),
 	/* Recycling: each worker reads them at start. */
@@ -156,7 +157,7 @@ const struct conf_key conf_keys[] = {
 	EP("batch_size", CONF_T_UINT, NULL, batch_size, 1, 10000, NULL),
 	EP("retry_jitter", CONF_T_REAL, "0.1", retry_jitter, 0, 1, NULL),
 	EP("cancel", CONF_T_ENUM, "replace", cancel, 0, 0, cancel_words),
-	/* Command handlers only (checked in load.c); 0 = inherited. */
+	/* Command handlers only (checked in check.c); 0 = inherited. */
 	EP("rlimit_as", CONF_T_SIZE, "0", rlimit_as, 0, SIZE_MAX_BYTES, NULL),
 	EP("rlimit_cpu", CONF_T_DURATION, "0", rlimit_cpu_ms, 0, MS_MAX, NULL),
 	EP("rlimit_nofile", CONF_T_UINT, "0", rlimit_nofile, 0, 1048576, NULL),
@@ -164,8 +165,8 @@ const struct conf_key conf_keys[] = {
 	EP("group", CONF_T_GROUP, NULL, group, 0, 0, NULL),
 	EP("pass_env", CONF_T_ENVNAMES, NULL, pass_env, 0, 0, NULL),
 	/* Limits of every kind of handler, held by the claim. No default for
-	 * the rate: unset = none, and a value must be > 0 (load.c). burst
-	 * defaults to the rate rounded up (load.c). */
+	 * the rate: unset = none, and a value must be > 0 (check.c). burst
+	 * defaults to the rate rounded up (check.c). */
 	EP("concurrency_limit", CONF_T_UINT, "0", concurrency_limit, 0, 1000000,
 	   NULL),
 	EP("requests_per_second", CONF_T_REAL, NULL, requests_per_second, 0,

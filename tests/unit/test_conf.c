@@ -1336,3 +1336,483 @@ Test(conf, every_key_is_documented_and_in_the_sample)
 	free(man);
 	free(ini);
 }
+
+/*
+ * The value types (conf_types), one operation at a time: each type's good
+ * values with what print gives back, its bad values with their whole
+ * message, the round trip print -> parse, and equal and copy.
+ */
+
+/* A struct of any section kind: what conf_value_set parses into. */
+union type_base {
+	struct conf cf;
+	struct conf_entrypoint ep;
+	struct conf_schedule sc;
+};
+
+static const struct conf_key *
+key_of(enum conf_section_kind kind, const char *name)
+{
+	const struct conf_key *k = conf_key_find(kind, name);
+
+	cr_assert_not_null(k, "no key %s", name);
+	return k;
+}
+
+/* b holds key k at its default (or empty), as before a file is read. */
+static void
+type_base_init(const struct conf_key *k, union type_base *b)
+{
+	struct conf_errors e = {0};
+	struct conf_value v = {
+		.key = k, .text = k->def, .file = "t.ini", .errs = &e};
+
+	memset(b, 0, sizeof(*b));
+	conf_types[k->type].init(k, b);
+	if (k->def != NULL)
+		cr_assert_eq(conf_value_set(&v, b), 0, "default of %s",
+			     k->name);
+	cr_assert_eq(e.n, 0);
+}
+
+/* Sets key k to text in b as line 3 of t.ini would. */
+static int
+type_set(const struct conf_key *k, const char *text, union type_base *b,
+	 struct conf_errors *e)
+{
+	struct conf_value v = {
+		.key = k, .text = text, .file = "t.ini", .line = 3, .errs = e};
+
+	return conf_value_set(&v, b);
+}
+
+struct type_case {
+	enum conf_type type; /* the type the case is for */
+	enum conf_section_kind kind;
+	const char *key;
+	const char *text;
+	/* good: what print gives back; bad: NULL */
+	const char *printed;
+	/* bad: the message, whole or (where libc or libpq word it) its
+	 * start; good: NULL */
+	const char *want;
+};
+
+#define GOOD(type, kind, key, text, printed)                                   \
+	{                                                                      \
+		CONF_T_##type, CONF_SECT_##kind, key, text, printed, NULL      \
+	}
+#define BAD(type, kind, key, text, want)                                       \
+	{                                                                      \
+		CONF_T_##type, CONF_SECT_##kind, key, text, NULL,              \
+			"t.ini:3: " want                                       \
+	}
+
+static const struct type_case type_cases[] = {
+	GOOD(UINT, PGQ, "workers", "4", "4"),
+	GOOD(UINT, PGQ, "workers", " 7 ", "7"),
+	GOOD(UINT, PGQ, "workers", "1024", "1024"),
+	BAD(UINT, PGQ, "workers", "0", "workers: must be 1..1024, got \"0\""),
+	BAD(UINT, PGQ, "workers", "1025",
+	    "workers: must be 1..1024, got \"1025\""),
+	BAD(UINT, PGQ, "workers", "four",
+	    "workers: must be 1..1024, got \"four\""),
+	BAD(UINT, PGQ, "workers", "-1", "workers: must be 1..1024, got \"-1\""),
+	BAD(UINT, PGQ, "workers", "4294967297",
+	    "workers: must be 1..1024, got \"4294967297\""),
+
+	GOOD(INT, ENTRYPOINT, "max_attempts", "0", "0"),
+	GOOD(INT, ENTRYPOINT, "max_attempts", "1000000", "1000000"),
+	BAD(INT, ENTRYPOINT, "max_attempts", "1000001",
+	    "max_attempts: must be 0..1000000, got \"1000001\""),
+	BAD(INT, ENTRYPOINT, "max_attempts", "-1",
+	    "max_attempts: must be 0..1000000, got \"-1\""),
+	BAD(INT, ENTRYPOINT, "max_attempts", "2147483648",
+	    "max_attempts: must be 0..1000000, got \"2147483648\""),
+
+	GOOD(DURATION, PGQ, "poll_interval", "30s", "30s"),
+	GOOD(DURATION, PGQ, "poll_interval", "100ms", "100ms"),
+	GOOD(DURATION, PGQ, "poll_interval", "1.5m", "90s"),
+	GOOD(DURATION, PGQ, "poll_interval", "1500ms", "1500ms"),
+	GOOD(DURATION, PGQ, "poll_interval", "2h", "2h"),
+	GOOD(DURATION, PGQ, "poll_interval", "365d", "365d"),
+	GOOD(DURATION, PGQ, "poll_interval", "120", "2m"),
+	GOOD(DURATION, ENTRYPOINT, "timeout", "0", "0"),
+	BAD(DURATION, PGQ, "poll_interval", "50ms",
+	    "poll_interval: must be at least 100ms, got \"50ms\""),
+	BAD(DURATION, PGQ, "poll_interval", "366d",
+	    "poll_interval: must be at most 365d, got \"366d\""),
+	BAD(DURATION, PGQ, "poll_interval", "soon",
+	    "poll_interval: must be a duration like 500ms, 30s or 5m (units "
+	    "us, ms, s, m, h, d; none = seconds), got \"soon\""),
+	BAD(DURATION, PGQ, "poll_interval", "1e3",
+	    "poll_interval: must be a duration like 500ms"),
+	BAD(DURATION, PGQ, "poll_interval", "-1s",
+	    "poll_interval: must be a duration like 500ms"),
+
+	GOOD(REAL, ENTRYPOINT, "retry_backoff", "2.0", "2.0"),
+	GOOD(REAL, ENTRYPOINT, "retry_backoff", "1", "1.0"),
+	GOOD(REAL, ENTRYPOINT, "retry_backoff", " 1.25 ", "1.25"),
+	GOOD(REAL, ENTRYPOINT, "retry_backoff", "100", "100.0"),
+	GOOD(REAL, ENTRYPOINT, "retry_jitter", "0.1", "0.1"),
+	GOOD(REAL, ENTRYPOINT, "retry_jitter", ".5", "0.5"),
+	GOOD(REAL, ENTRYPOINT, "retry_jitter", "0.3333333333333333",
+	     "0.3333333333333333"),
+	GOOD(REAL, ENTRYPOINT, "requests_per_second", "1000000", "1000000.0"),
+	BAD(REAL, ENTRYPOINT, "retry_backoff", "0.5",
+	    "retry_backoff: must be a number from 1 to 100, got \"0.5\""),
+	BAD(REAL, ENTRYPOINT, "retry_backoff", "101",
+	    "retry_backoff: must be a number from 1 to 100, got \"101\""),
+	BAD(REAL, ENTRYPOINT, "retry_backoff", "1e2",
+	    "retry_backoff: must be a number from 1 to 100, got \"1e2\""),
+	BAD(REAL, ENTRYPOINT, "retry_backoff", "nan",
+	    "retry_backoff: must be a number from 1 to 100, got \"nan\""),
+	BAD(REAL, ENTRYPOINT, "retry_jitter", "-0.1",
+	    "retry_jitter: must be a number from 0 to 1, got \"-0.1\""),
+
+	GOOD(IDENT, PGQ, "prefix", "", ""),
+	GOOD(IDENT, PGQ, "prefix", "app_", "app_"),
+	GOOD(IDENT, PGQ, "channel", "_ch9", "_ch9"),
+	BAD(IDENT, PGQ, "channel", "",
+	    "channel: must be an identifier (a letter or _, then letters, "
+	    "digits or _) of at most 63 bytes, got \"\""),
+	BAD(IDENT, PGQ, "prefix", "my-app",
+	    "prefix: must be empty or an identifier (a letter or _, then "
+	    "letters, digits or _) of at most 24 bytes, got \"my-app\""),
+	BAD(IDENT, PGQ, "prefix", "abcdefghijklmnopqrstuvwxy",
+	    "prefix: must be empty or an identifier"),
+
+	GOOD(PATH, PGQ, "pidfile", "", ""),
+	GOOD(PATH, PGQ, "pidfile", "/run/pgq.pid", "/run/pgq.pid"),
+	BAD(PATH, PGQ, "pidfile", "run/pgq.pid",
+	    "pidfile: must be an absolute path, got \"run/pgq.pid\""),
+
+	GOOD(DSN, DATABASE, "dsn", "", ""),
+	GOOD(DSN, DATABASE, "dsn", "host=x dbname=y password=s",
+	     "host=x dbname=y password=s"),
+	GOOD(DSN, DATABASE, "listen_dsn", "postgresql://u:p@h/db",
+	     "postgresql://u:p@h/db"),
+	BAD(DSN, DATABASE, "dsn", "host=x password=s port",
+	    "dsn: invalid connection string: "),
+	BAD(DSN, DATABASE, "listen_dsn", "postgresql://u:p@[::1",
+	    "listen_dsn: invalid connection string: "),
+
+	GOOD(ENUM, PGQ, "log_level", "debug", "debug"),
+	GOOD(ENUM, PGQ, "log_target", "syslog", "syslog"),
+	GOOD(ENUM, ENTRYPOINT, "on_failure", "hold", "hold"),
+	BAD(ENUM, PGQ, "log_level", "INFO",
+	    "log_level: must be one of error, warn, info, debug, got \"INFO\""),
+	BAD(ENUM, ENTRYPOINT, "builtin", "",
+	    "builtin: must be one of noop, sleep, fail, echo, got \"\""),
+
+	GOOD(COMMAND, ENTRYPOINT, "command", "/bin/sh", "/bin/sh"),
+	GOOD(COMMAND, ENTRYPOINT, "command", "/bin/sh -c 'echo \"a b\"'",
+	     "/bin/sh -c 'echo \"a b\"'"),
+	BAD(COMMAND, ENTRYPOINT, "command", "sh -c x",
+	    "command: program must be an absolute path, got \"sh -c x\""),
+	BAD(COMMAND, ENTRYPOINT, "command", "/bin/sh 'x",
+	    "command: unterminated single quote, got \"/bin/sh 'x\""),
+	BAD(COMMAND, ENTRYPOINT, "command", "",
+	    "command: empty command, got \"\""),
+	BAD(COMMAND, ENTRYPOINT, "command", "/etc",
+	    "command: /etc: not a regular file, got \"/etc\""),
+	BAD(COMMAND, ENTRYPOINT, "command", "/nonexistent/pgq",
+	    "command: /nonexistent/pgq: No such file or directory, got "
+	    "\"/nonexistent/pgq\""),
+
+	GOOD(MODULE, ENTRYPOINT, "module", "/etc/passwd", "/etc/passwd"),
+	BAD(MODULE, ENTRYPOINT, "module", "handler.so",
+	    "module: must be an absolute path, got \"handler.so\""),
+	BAD(MODULE, ENTRYPOINT, "module", "/etc",
+	    "module: /etc: not a regular file, got \"/etc\""),
+
+	GOOD(SYMBOL, ENTRYPOINT, "function", "handle_job", "handle_job"),
+	BAD(SYMBOL, ENTRYPOINT, "function", "9x",
+	    "function: must be a C identifier, got \"9x\""),
+	BAD(SYMBOL, ENTRYPOINT, "function", "a.b",
+	    "function: must be a C identifier, got \"a.b\""),
+
+	GOOD(NAME, SCHEDULE, "entrypoint", "send-mail", "send-mail"),
+	BAD(NAME, SCHEDULE, "entrypoint", "a b",
+	    "entrypoint: must be 1..63 bytes without spaces or control "
+	    "characters, got \"a b\""),
+	BAD(NAME, SCHEDULE, "entrypoint", "",
+	    "entrypoint: must be 1..63 bytes"),
+
+	GOOD(CRON, SCHEDULE, "cron", "@hourly", "@hourly"),
+	GOOD(CRON, SCHEDULE, "cron", "0  3 * * MON", "0  3 * * MON"),
+	BAD(CRON, SCHEDULE, "cron", "61 * * * *",
+	    "cron: minute field: 61 is out of range 0..59, got "
+	    "\"61 * * * *\""),
+	BAD(CRON, SCHEDULE, "cron", "0 0 30 2 *",
+	    "cron: never fires: no chosen month has the chosen day of the "
+	    "month, got \"0 0 30 2 *\""),
+
+	GOOD(TEXT, SCHEDULE, "payload", "", ""),
+	GOOD(TEXT, SCHEDULE, "payload", "{\"to\": \"x\"}", "{\"to\": \"x\"}"),
+
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "0", "0"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "64k", "64k"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "1.5k", "1536"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "512 MB", "512M"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "3072M", "3G"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "1024G", "1024G"),
+	GOOD(SIZE, ENTRYPOINT, "max_payload", "7 B", "7"),
+	BAD(SIZE, ENTRYPOINT, "max_payload", "1025G",
+	    "max_payload: must be a size like 512M or 2G (units B, k, M, G; "
+	    "none = bytes) up to 1024G, got \"1025G\""),
+	BAD(SIZE, ENTRYPOINT, "max_payload", "2T",
+	    "max_payload: must be a size like 512M"),
+	BAD(SIZE, ENTRYPOINT, "max_payload", "-1",
+	    "max_payload: must be a size like 512M"),
+
+	GOOD(USER, PGQ, "user", "root", "root"),
+	GOOD(USER, ENTRYPOINT, "user", "0", "0"),
+	BAD(USER, PGQ, "user", "no_such_user_pgq",
+	    "user: no such user, got \"no_such_user_pgq\""),
+	BAD(USER, PGQ, "user", "", "user: no such user, got \"\""),
+
+	GOOD(GROUP, PGQ, "group", "root", "root"),
+	GOOD(GROUP, ENTRYPOINT, "group", "0", "0"),
+	BAD(GROUP, PGQ, "group", "no_such_group_pgq",
+	    "group: no such group, got \"no_such_group_pgq\""),
+
+	GOOD(ENVNAMES, ENTRYPOINT, "pass_env", "HOME LANG_2", "HOME LANG_2"),
+	BAD(ENVNAMES, ENTRYPOINT, "pass_env", "1X",
+	    "pass_env: must be environment variable names (letters, digits "
+	    "and _, not starting with a digit) separated by blanks, got "
+	    "\"1X\""),
+	BAD(ENVNAMES, ENTRYPOINT, "pass_env", "A-B",
+	    "pass_env: must be environment variable names"),
+	BAD(ENVNAMES, ENTRYPOINT, "pass_env", " ",
+	    "pass_env: must be environment variable names"),
+
+	GOOD(BOOL, PGQ, "allow_root", "yes", "yes"),
+	GOOD(BOOL, PGQ, "allow_root", "No", "no"),
+	GOOD(BOOL, PGQ, "allow_root", "on", "yes"),
+	GOOD(BOOL, PGQ, "allow_root", "0", "no"),
+	GOOD(BOOL, PGQ, "allow_root", "TRUE", "yes"),
+	BAD(BOOL, PGQ, "allow_root", "maybe",
+	    "allow_root: must be yes or no, got \"maybe\""),
+	BAD(BOOL, PGQ, "allow_root", "", "allow_root: must be yes or no"),
+};
+
+Test(conf, every_type_has_every_operation_and_cases)
+{
+	for (size_t t = 0; t < CONF_T_COUNT; t++) {
+		const struct conf_type_ops *o = &conf_types[t];
+		size_t good = 0, bad = 0;
+
+		cr_assert_not_null(o->name, "type %zu has no entry", t);
+		cr_expect(o->init && o->parse && o->validate && o->print &&
+				  o->equal && o->copy && o->clear,
+			  "%s lacks an operation", o->name);
+		for (size_t i = 0; i < PGQ_NELEM(type_cases); i++) {
+			if (type_cases[i].type != t)
+				continue;
+			if (type_cases[i].want == NULL)
+				good++;
+			else
+				bad++;
+		}
+		cr_expect_gt(good, 0, "%s: no good value", o->name);
+		/* Any text is a text. */
+		cr_expect(bad > 0 || t == CONF_T_TEXT, "%s: no bad value",
+			  o->name);
+	}
+	for (size_t i = 0; i < PGQ_NELEM(type_cases); i++) {
+		const struct type_case *c = &type_cases[i];
+
+		cr_expect_eq(key_of(c->kind, c->key)->type, c->type,
+			     "case %zu: %s has another type", i, c->key);
+	}
+}
+
+Test(conf, each_type_parses_its_good_values_and_reports_bad_ones)
+{
+	for (size_t i = 0; i < PGQ_NELEM(type_cases); i++) {
+		const struct type_case *c = &type_cases[i];
+		const struct conf_key *k = key_of(c->kind, c->key);
+		const struct conf_type_ops *o = &conf_types[k->type];
+		struct conf_errors e = {0};
+		union type_base b, before;
+		int rc;
+
+		type_base_init(k, &b);
+		type_base_init(k, &before);
+		rc = type_set(k, c->text, &b, &e);
+		if (c->want == NULL) {
+			cr_expect_eq(rc, 0, "%s = \"%s\": %s", c->key, c->text,
+				     e.n ? e.v[0].text : "");
+			cr_expect_eq(e.n, 0);
+		} else {
+			cr_expect_eq(rc, -1, "%s = \"%s\" was taken", c->key,
+				     c->text);
+			cr_assert_eq(e.n, 1, "%s = \"%s\"", c->key, c->text);
+			cr_expect_eq(e.v[0].line, 3);
+			cr_expect(strncmp(e.v[0].text, c->want,
+					  strlen(c->want)) == 0,
+				  "want \"%s\"\n got \"%s\"", c->want,
+				  e.v[0].text);
+			/* A refused value leaves the one before it. */
+			cr_expect(o->equal(k, &b, &before), "%s = \"%s\"",
+				  c->key, c->text);
+			/* A password is never echoed. */
+			if (o->secret)
+				cr_expect_null(strstr(e.v[0].text, "got "),
+					       "%s", e.v[0].text);
+		}
+		o->clear(k, &b);
+		o->clear(k, &before);
+		conf_errors_clear(&e);
+	}
+}
+
+Test(conf, each_type_prints_what_it_parses_back_equal)
+{
+	for (size_t i = 0; i < PGQ_NELEM(type_cases); i++) {
+		const struct type_case *c = &type_cases[i];
+		const struct conf_key *k = key_of(c->kind, c->key);
+		const struct conf_type_ops *o = &conf_types[k->type];
+		struct conf_errors e = {0};
+		union type_base a, b;
+		char *text;
+
+		if (c->want != NULL)
+			continue;
+		type_base_init(k, &a);
+		type_base_init(k, &b);
+		cr_assert_eq(type_set(k, c->text, &a, &e), 0, "%s", c->text);
+		text = o->print(k, &a);
+		cr_expect_str_eq(text, c->printed, "%s = \"%s\"", c->key,
+				 c->text);
+		cr_expect_eq(type_set(k, text, &b, &e), 0, "%s = \"%s\"",
+			     c->key, text);
+		cr_expect(o->equal(k, &a, &b), "%s: \"%s\" reads back other",
+			  c->key, text);
+		cr_expect_eq(e.n, 0);
+		free(text);
+		o->clear(k, &a);
+		o->clear(k, &b);
+		conf_errors_clear(&e);
+	}
+}
+
+/* Two values of one key, and whether a reload sees them as the same. */
+struct type_pair {
+	enum conf_section_kind kind;
+	const char *key;
+	const char *a, *b;
+	bool equal;
+};
+
+static const struct type_pair type_pairs[] = {
+	{CONF_SECT_PGQ, "workers", "4", " 4", true},
+	{CONF_SECT_PGQ, "workers", "4", "5", false},
+	{CONF_SECT_ENTRYPOINT, "max_attempts", "5", "5", true},
+	{CONF_SECT_ENTRYPOINT, "max_attempts", "5", "6", false},
+	{CONF_SECT_PGQ, "poll_interval", "60s", "1m", true},
+	{CONF_SECT_PGQ, "poll_interval", "60s", "61s", false},
+	{CONF_SECT_ENTRYPOINT, "retry_backoff", "2", "2.0", true},
+	{CONF_SECT_ENTRYPOINT, "retry_backoff", "2", "2.5", false},
+	{CONF_SECT_PGQ, "prefix", "a_", "a_", true},
+	{CONF_SECT_PGQ, "prefix", "a_", "b_", false},
+	{CONF_SECT_PGQ, "pidfile", "/a", "/a", true},
+	{CONF_SECT_PGQ, "pidfile", "/a", "/b", false},
+	{CONF_SECT_DATABASE, "dsn", "host=a", "host=a", true},
+	{CONF_SECT_DATABASE, "dsn", "host=a", "host=b", false},
+	{CONF_SECT_PGQ, "log_level", "info", "info", true},
+	{CONF_SECT_PGQ, "log_level", "info", "debug", false},
+	/* what runs is argv, whatever the spacing */
+	{CONF_SECT_ENTRYPOINT, "command", "/bin/sh  -c   x", "/bin/sh -c x",
+	 true},
+	{CONF_SECT_ENTRYPOINT, "command", "/bin/sh -c 'x y'", "/bin/sh -c x y",
+	 false},
+	{CONF_SECT_ENTRYPOINT, "module", "/etc/passwd", "/etc/passwd", true},
+	{CONF_SECT_ENTRYPOINT, "module", "/etc/passwd", "/etc/group", false},
+	{CONF_SECT_ENTRYPOINT, "function", "f", "f", true},
+	{CONF_SECT_ENTRYPOINT, "function", "f", "g", false},
+	{CONF_SECT_SCHEDULE, "entrypoint", "a", "a", true},
+	{CONF_SECT_SCHEDULE, "entrypoint", "a", "b", false},
+	/* a schedule's cron compares as written */
+	{CONF_SECT_SCHEDULE, "cron", "@daily", "@daily", true},
+	{CONF_SECT_SCHEDULE, "cron", "0 3 * * *", "0  3 * * *", false},
+	{CONF_SECT_SCHEDULE, "payload", "x", "x", true},
+	{CONF_SECT_SCHEDULE, "payload", "x", "y", false},
+	{CONF_SECT_ENTRYPOINT, "max_payload", "1k", "1024", true},
+	{CONF_SECT_ENTRYPOINT, "max_payload", "1k", "1M", false},
+	{CONF_SECT_PGQ, "user", "root", "root", true},
+	{CONF_SECT_PGQ, "user", "root", "0", false},
+	{CONF_SECT_PGQ, "group", "root", "root", true},
+	{CONF_SECT_PGQ, "group", "root", "0", false},
+	{CONF_SECT_ENTRYPOINT, "pass_env", "A B", "A B", true},
+	{CONF_SECT_ENTRYPOINT, "pass_env", "A B", "B A", false},
+	{CONF_SECT_PGQ, "allow_root", "yes", "on", true},
+	{CONF_SECT_PGQ, "allow_root", "yes", "no", false},
+};
+
+Test(conf, each_type_compares_and_copies_values)
+{
+	bool seen_equal[CONF_T_COUNT] = {false};
+	bool seen_differ[CONF_T_COUNT] = {false};
+
+	for (size_t i = 0; i < PGQ_NELEM(type_pairs); i++) {
+		const struct type_pair *p = &type_pairs[i];
+		const struct conf_key *k = key_of(p->kind, p->key);
+		const struct conf_type_ops *o = &conf_types[k->type];
+		struct conf_errors e = {0};
+		union type_base a, b;
+		char *want, *got;
+
+		type_base_init(k, &a);
+		type_base_init(k, &b);
+		cr_assert_eq(type_set(k, p->a, &a, &e), 0, "%s", p->a);
+		cr_assert_eq(type_set(k, p->b, &b, &e), 0, "%s", p->b);
+		cr_expect_eq(o->equal(k, &a, &b), p->equal,
+			     "%s: \"%s\" vs \"%s\"", p->key, p->a, p->b);
+		cr_expect_eq(o->equal(k, &b, &a), p->equal);
+		(p->equal ? seen_equal : seen_differ)[k->type] = true;
+
+		/* A copy is equal and owns its memory: a's value outlives a. */
+		want = o->print(k, &a);
+		o->copy(k, &b, &a);
+		cr_expect(o->equal(k, &a, &b), "%s: copy differs", p->key);
+		o->clear(k, &a);
+		got = o->print(k, &b);
+		cr_expect_str_eq(got, want, "%s", p->key);
+		free(want);
+		free(got);
+		o->clear(k, &b);
+		conf_errors_clear(&e);
+	}
+	for (size_t t = 0; t < CONF_T_COUNT; t++)
+		cr_expect(seen_equal[t] && seen_differ[t],
+			  "%s: no pair of equal and of different values",
+			  conf_types[t].name);
+}
+
+Test(conf, value_errors_hide_secrets_and_note_a_cut_comment)
+{
+	struct conf_errors e = {0};
+	struct conf_value v = {.key = key_of(CONF_SECT_DATABASE, "dsn"),
+			       .text = "password=s3cret",
+			       .file = "t.ini",
+			       .line = 9,
+			       .errs = &e};
+
+	conf_value_error(&v, NULL, "bad: %d", 42);
+	v.key = key_of(CONF_SECT_PGQ, "workers");
+	v.text = "4";
+	v.comment_cut = true;
+	conf_value_error(&v, NULL, "must be 1..1024");
+	conf_value_error(&v, "a hint", "must be 1..1024");
+	cr_assert_eq(e.n, 3);
+	cr_expect_str_eq(e.v[0].text, "t.ini:9: dsn: bad: 42");
+	cr_expect_str_eq(e.v[1].text,
+			 "t.ini:9: workers: must be 1..1024, got \"4\"; note: "
+			 "\" ;\" starts a comment, removed from the value");
+	cr_expect_str_eq(
+		e.v[2].text,
+		"t.ini:9: workers: must be 1..1024, got \"4\"; a hint");
+	conf_errors_clear(&e);
+}
