@@ -1,6 +1,7 @@
 /*
- * Allocation, clocks, number/duration/size parsing, UUIDs and descriptor
- * helpers. Parsers are strict: trailing garbage, signs and overflow fail.
+ * Allocation, clocks, number/duration/size parsing and duration printing,
+ * UUIDs, descriptor and signal hygiene, and text-array literals. Parsers are
+ * strict: trailing garbage, signs and overflow fail.
  */
 #include "config.h"
 
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,24 +154,29 @@ unit_is(const char *unit, const char *want)
 	return true;
 }
 
+/*
+ * The units of a duration, largest first: format_duration_ms picks the first
+ * whole one, parse_duration_ms accepts them all ("" = seconds).
+ */
+static const struct {
+	const char *unit;
+	double ms;
+} duration_units[] = {
+	{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
+	{"ms", 1},	 {"us", 0.001},	 {"", 1000},
+};
+
 bool
 parse_duration_ms(const char *s, uint64_t *ms_out)
 {
-	static const struct {
-		const char *unit;
-		double ms;
-	} units[] = {
-		{"us", 0.001},	{"ms", 1},	 {"s", 1000}, {"m", 60000},
-		{"h", 3600000}, {"d", 86400000}, {"", 1000},
-	};
 	const char *unit;
 	double num;
 
 	if (!parse_number_unit(s, &num, &unit))
 		return false;
-	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
-		if (unit_is(unit, units[i].unit)) {
-			double ms = num * units[i].ms;
+	for (size_t i = 0; i < PGQ_NELEM(duration_units); i++) {
+		if (unit_is(unit, duration_units[i].unit)) {
+			double ms = num * duration_units[i].ms;
 
 			if (ms > 9.0e15)
 				return false;
@@ -178,6 +185,26 @@ parse_duration_ms(const char *s, uint64_t *ms_out)
 		}
 	}
 	return false;
+}
+
+void
+format_duration_ms(uint64_t ms, char *buf, size_t len)
+{
+	if (ms == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (size_t i = 0; duration_units[i].ms >= 1000; i++) {
+		uint64_t unit = (uint64_t)duration_units[i].ms;
+
+		if (ms % unit == 0) {
+			snprintf(buf, len, "%llu%s",
+				 (unsigned long long)(ms / unit),
+				 duration_units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%llums", (unsigned long long)ms);
 }
 
 bool
@@ -411,4 +438,37 @@ strbuf_array_elem(struct strbuf *b, const char *s)
 		strbuf_add(b, s, 1);
 	}
 	strbuf_add(b, "\"", 1);
+}
+
+char *
+text_array_literal(const char *const *v, size_t n)
+{
+	struct strbuf b = {NULL, 0, 0};
+
+	strbuf_str(&b, "{");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			strbuf_str(&b, ",");
+		strbuf_array_elem(&b, v[i]);
+	}
+	strbuf_str(&b, "}");
+	return b.p;
+}
+
+void
+sig_reset(const int *ignore, size_t nignore)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	for (size_t i = 0; i < nignore; i++)
+		(void)sigaction(ignore[i], &sa, NULL);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 }

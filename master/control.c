@@ -32,8 +32,7 @@ control_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	slot_poll(s);
 	if (s->pid == 0 || s->job_id == 0 || s->job_id != s->timeout_job_id)
 		return;
-	snprintf(dur, sizeof(dur), "%llums",
-		 (unsigned long long)s->job_timeout_ms);
+	format_duration_ms(s->job_timeout_ms, dur, sizeof(dur));
 	log_warnx("worker %u: job=%lld entrypoint=%s ran past its timeout of "
 		  "%s: killing the worker pid=%ld",
 		  s->index, (long long)s->job_id, s->job_entrypoint, dur,
@@ -235,8 +234,8 @@ control_complete_canceled(struct slot *s, long pid)
 	struct control_complete *cc = xcalloc(1, sizeof(*cc));
 	char *tb = control_cancel_traceback(s, pid);
 	const char *tbs[1] = {tb}, *statuses[1] = {"canceled"};
-	char *a_tb = master_text_array(tbs, 1);
-	char *a_status = master_text_array(statuses, 1);
+	char *a_tb = text_array_literal(tbs, 1);
+	char *a_status = text_array_literal(statuses, 1);
 	char ids[32];
 	const char *params[4];
 
@@ -275,13 +274,7 @@ control_exited(struct slot *s, long pid)
 	case SLOT_KILL_NONE:
 		return false;
 	case SLOT_KILL_TIMEOUT:
-		if (s->job_timeout_ms % 1000 == 0)
-			snprintf(
-				dur, sizeof(dur), "%llus",
-				(unsigned long long)(s->job_timeout_ms / 1000));
-		else
-			snprintf(dur, sizeof(dur), "%llums",
-				 (unsigned long long)s->job_timeout_ms);
+		format_duration_ms(s->job_timeout_ms, dur, sizeof(dur));
 		snprintf(cause, sizeof(cause),
 			 "killed by the master: job %lld ran past its "
 			 "timeout of %s",

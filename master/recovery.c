@@ -23,33 +23,6 @@ struct recovery {
 	char *traceback; /* the JSON cause */
 };
 
-char *
-master_text_array(const char *const *v, size_t n)
-{
-	size_t len = 3;
-	char *out, *p;
-
-	for (size_t i = 0; i < n; i++)
-		len += 2 * strlen(v[i]) + 3;
-	out = xmalloc(len);
-	p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *c = v[i]; *c != '\0'; c++) {
-			if (*c == '"' || *c == '\\')
-				*p++ = '\\';
-			*p++ = *c;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
 /* PgQueuer's traceback object; SQL_RECOVER adds job_id per row. */
 static char *
 recovery_traceback(const char *type, const char *cause, unsigned slot, long pid,
@@ -155,10 +128,10 @@ recovery_send(struct master *m, const char *owner, const char *traceback)
 		holds[i] = ep->on_failure == CONF_ON_FAILURE_HOLD ? "true"
 								  : "false";
 	}
-	a_names = master_text_array(names, cf->nentrypoints);
-	a_attempts = master_text_array((const char *const *)attempts,
-				       cf->nentrypoints);
-	a_holds = master_text_array(holds, cf->nentrypoints);
+	a_names = text_array_literal(names, cf->nentrypoints);
+	a_attempts = text_array_literal((const char *const *)attempts,
+					cf->nentrypoints);
+	a_holds = text_array_literal(holds, cf->nentrypoints);
 	r = xcalloc(1, sizeof(*r));
 	r->m = m;
 	snprintf(r->owner, sizeof(r->owner), "%s", owner);
@@ -248,7 +221,7 @@ master_entrypoints_array(const struct conf *cf)
 
 	for (size_t i = 0; i < cf->nentrypoints; i++)
 		names[i] = cf->entrypoints[i].name;
-	out = master_text_array(names, cf->nentrypoints);
+	out = text_array_literal(names, cf->nentrypoints);
 	free(names);
 	return out;
 }

@@ -202,22 +202,6 @@ consumer_log(const struct pgq_consumer *c, enum log_level level,
 
 /* ---- text helpers ---- */
 
-/* A text array literal of n strings (NULL elements allowed). */
-static char *
-array_literal(const char *const *v, size_t n)
-{
-	struct strbuf b = {NULL, 0, 0};
-
-	strbuf_str(&b, "{");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			strbuf_str(&b, ",");
-		strbuf_array_elem(&b, v[i]);
-	}
-	strbuf_str(&b, "}");
-	return b.p;
-}
-
 /* Length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid. */
 static size_t
 utf8_seq(const unsigned char *s, size_t n)
@@ -512,8 +496,8 @@ complete_params_init(struct pgq_consumer *c, struct complete_params *cp)
 	struct outcome_list *l = &c->complete;
 
 	cp->ids = pgq_int_int64_array(l->ids, l->n);
-	cp->sts = array_literal(l->status, l->n);
-	cp->tbs = array_literal((const char *const *)l->traceback, l->n);
+	cp->sts = text_array_literal(l->status, l->n);
+	cp->tbs = text_array_literal((const char *const *)l->traceback, l->n);
 	cp->values[0] = c->qmid;
 	cp->values[1] = cp->ids;
 	cp->values[2] = cp->sts;
@@ -578,9 +562,10 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 				l->status[i] == CONSUMER_RELEASED ? "0" : "1";
 		}
 		ids = pgq_int_int64_array(l->ids, l->n);
-		arr2 = array_literal((const char *const *)delays, l->n);
-		arr3 = array_literal((const char *const *)l->traceback, l->n);
-		arr5 = array_literal(added, l->n);
+		arr2 = text_array_literal((const char *const *)delays, l->n);
+		arr3 = text_array_literal((const char *const *)l->traceback,
+					  l->n);
+		arr5 = text_array_literal(added, l->n);
 		for (size_t i = 0; i < l->n; i++)
 			free(delays[i]);
 		free(delays);
@@ -603,7 +588,8 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 	l = &c->hold;
 	if (l->n > 0) {
 		ids = pgq_int_int64_array(l->ids, l->n);
-		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		arr3 = text_array_literal((const char *const *)l->traceback,
+					  l->n);
 		values[0] = c->qmid;
 		values[1] = ids;
 		values[2] = arr3;
@@ -1624,7 +1610,7 @@ consumer_add(struct pgq_consumer *c, const char *entrypoint, struct handler *h,
 		if (!c->eps[i].limited)
 			names[c->nfree++] = c->eps[i].name;
 	free(c->ep_array);
-	c->ep_array = array_literal(names, c->nfree);
+	c->ep_array = text_array_literal(names, c->nfree);
 	free(names);
 	return 0;
 fail:

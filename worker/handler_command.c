@@ -224,19 +224,11 @@ static void PGQ_NORETURN
 command_child(const struct command_identity *id, int in_r, int out_w, int err_w,
 	      const char *path, char *const argv[], char *const envp[])
 {
-	struct sigaction sa;
-	sigset_t none;
 	int fds[3] = {in_r, out_w, err_w};
 	char msg[512];
 	int n, e;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	sig_reset(NULL, 0);
 	(void)setpgid(0, 0);
 	/* Lift the ends above 2 first so no dup2 clobbers another end. */
 	for (int i = 0; i < 3; i++) {
@@ -474,7 +466,7 @@ command_finish(struct handler_command *c)
 	} else if (c->timed_out) {
 		/* Transient by nature: retried while attempts remain. */
 		r.outcome = PGQ_OUTCOME_RETRY;
-		handler_format_ms(c->h.timeout_ms, dur, sizeof(dur));
+		format_duration_ms(c->h.timeout_ms, dur, sizeof(dur));
 		snprintf(r.res.exception_type, sizeof(r.res.exception_type),
 			 "Timeout");
 		snprintf(r.res.message, sizeof(r.res.message),
@@ -718,7 +710,7 @@ command_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	handler_format_ms(c->h.timeout_ms, dur, sizeof(dur));
+	format_duration_ms(c->h.timeout_ms, dur, sizeof(dur));
 	log_warnx("job=%lld: command timed out after %s: sending SIGTERM to "
 		  "its process group",
 		  (long long)c->job->id, dur);

@@ -141,9 +141,6 @@ int handler_command_pid(const struct handler *h);
 struct handler *handler_builtin_new(const char *name, uint64_t default_sleep_ms,
 				    uint64_t timeout_ms);
 
-/* Formats a duration for messages: "2s", "1500ms". */
-void handler_format_ms(uint64_t ms, char *buf, size_t len);
-
 /* ---- the consumer engine ---- */
 
 /* How the daemon's worker follows the engine; every member may be NULL. */

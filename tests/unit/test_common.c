@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -96,4 +98,96 @@ Test(common, identifiers_follow_postgres_rules)
 	cr_expect_not(ident_valid("a\"b", 63));
 	cr_expect_not(ident_valid("abcdef", 5));
 	cr_expect_not(ident_valid("caf\xc3\xa9", 63));
+}
+
+Test(common, text_arrays_quote_every_element_and_keep_nulls)
+{
+	static const char *const three[] = {"a", "say \"hi\"", "back\\slash"};
+	static const char *const odd[] = {"", NULL, "NULL", "{x,y}"};
+	char *lit;
+
+	lit = text_array_literal(three, 3);
+	cr_expect_str_eq(lit, "{\"a\",\"say \\\"hi\\\"\",\"back\\\\slash\"}");
+	free(lit);
+	/* A NULL element is SQL NULL; the string "NULL" stays a string. */
+	lit = text_array_literal(odd, 4);
+	cr_expect_str_eq(lit, "{\"\",NULL,\"NULL\",\"{x,y}\"}");
+	free(lit);
+	lit = text_array_literal(NULL, 0);
+	cr_expect_str_eq(lit, "{}");
+	free(lit);
+}
+
+struct format_case {
+	uint64_t ms;
+	const char *text;
+};
+
+Test(common, durations_print_in_their_largest_whole_unit)
+{
+	static const struct format_case cases[] = {
+		{0, "0"},
+		{1, "1ms"},
+		{999, "999ms"},
+		{1000, "1s"},
+		{1500, "1500ms"},
+		{30000, "30s"},
+		{60000, "1m"},
+		{90000, "90s"},
+		{5400000, "90m"},
+		{3600000, "1h"},
+		{86400000, "1d"},
+		{172800000, "2d"},
+		{86401000, "86401s"},
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < PGQ_NELEM(cases); i++) {
+		uint64_t back = 0;
+
+		format_duration_ms(cases[i].ms, buf, sizeof(buf));
+		cr_expect_str_eq(buf, cases[i].text, "%llu ms",
+				 (unsigned long long)cases[i].ms);
+		/* What it prints, the config reads back. */
+		cr_expect(parse_duration_ms(buf, &back) && back == cases[i].ms,
+			  "\"%s\" reads back as %llu", buf,
+			  (unsigned long long)back);
+	}
+}
+
+static void
+note_signal(int sig)
+{
+	(void)sig;
+}
+
+Test(common, sig_reset_restores_defaults_ignores_the_listed_and_unblocks)
+{
+	struct sigaction sa, got;
+	sigset_t block, mask;
+	const int ignore[] = {SIGPIPE};
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = note_signal;
+	sigemptyset(&sa.sa_mask);
+	cr_assert(sigaction(SIGUSR2, &sa, NULL) == 0);
+	cr_assert(sigaction(SIGPIPE, &sa, NULL) == 0);
+	sa.sa_handler = SIG_IGN;
+	cr_assert(sigaction(SIGHUP, &sa, NULL) == 0);
+	sigemptyset(&block);
+	sigaddset(&block, SIGUSR1);
+	cr_assert(sigprocmask(SIG_BLOCK, &block, NULL) == 0);
+
+	sig_reset(ignore, PGQ_NELEM(ignore));
+
+	cr_assert(sigaction(SIGUSR2, NULL, &got) == 0);
+	cr_expect(got.sa_handler == SIG_DFL, "SIGUSR2 keeps its handler");
+	cr_assert(sigaction(SIGHUP, NULL, &got) == 0);
+	cr_expect(got.sa_handler == SIG_DFL, "SIGHUP is still ignored");
+	cr_assert(sigaction(SIGPIPE, NULL, &got) == 0);
+	cr_expect(got.sa_handler == SIG_IGN, "SIGPIPE is not ignored");
+	cr_assert(sigprocmask(SIG_SETMASK, NULL, &mask) == 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		cr_expect_not(sigismember(&mask, sig) == 1,
+			      "signal %d still blocked", sig);
 }
