@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/traceback.h"
 #include "master/master_int.h"
 
 static void
@@ -197,32 +197,22 @@ control_complete_done(struct driver_async *a, PGresult *res,
 static char *
 control_cancel_traceback(const struct slot *s, long pid)
 {
-	char ts[64], msg[160];
-	struct timespec now;
-	struct tm tm;
+	char msg[160];
 	json_t *o;
-	char *text;
+	char *ctx, *text;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%06ld+00:00",
-		 now.tv_nsec / 1000);
 	snprintf(msg, sizeof(msg),
 		 "canceled while running: worker %u (pid %ld) replaced",
 		 s->index, pid);
-	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:{s:i, s:I, s:s, s:s}}",
-		      "job_id", (json_int_t)s->kill_job_id, "timestamp", ts,
-		      "exception_type", "Canceled", "exception_message", msg,
-		      "traceback", "", "additional_context", "slot",
-		      (int)s->index, "pid", (json_int_t)pid, "queue_manager_id",
-		      s->queue_manager_id, "cancel", "replace");
-	if (o == NULL)
-		fatalx("control: cannot build a traceback");
-	text = json_dumps(o, JSON_COMPACT);
+	o = json_pack("{s:i, s:I, s:s, s:s}", "slot", (int)s->index, "pid",
+		      (json_int_t)pid, "queue_manager_id", s->queue_manager_id,
+		      "cancel", "replace");
+	ctx = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	if (text == NULL)
-		fatalx("control: out of memory");
+	if (ctx == NULL)
+		fatalx("control: cannot build a traceback");
+	text = traceback_json(s->kill_job_id, "Canceled", msg, "", ctx);
+	free(ctx);
 	return text;
 }
 

@@ -2,11 +2,14 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/common.h"
+#include "common/traceback.h"
 
 struct duration_case {
 	const char *in;
@@ -190,4 +193,127 @@ Test(common, sig_reset_restores_defaults_ignores_the_listed_and_unblocks)
 	for (int sig = 1; sig < NSIG; sig++)
 		cr_expect_not(sigismember(&mask, sig) == 1,
 			      "signal %d still blocked", sig);
+}
+
+Test(traceback, timestamps_are_written_as_pydantic_writes_them)
+{
+	static const struct {
+		struct timespec ts;
+		const char *text;
+	} cases[] = {
+		{{1767322245, 123456789}, "2026-01-02T02:50:45.123456Z"},
+		{{1767322245, 120000000}, "2026-01-02T02:50:45.120000Z"},
+		{{1767322245, 999}, "2026-01-02T02:50:45Z"},
+		{{0, 0}, "1970-01-01T00:00:00Z"},
+	};
+	char out[TRACEBACK_TS_LEN];
+
+	for (size_t i = 0; i < PGQ_NELEM(cases); i++) {
+		traceback_timestamp(&cases[i].ts, out);
+		cr_expect_str_eq(out, cases[i].text);
+	}
+}
+
+/* Parses a record and checks the keys of PgQueuer's TracebackRecord. */
+static json_t *
+record(const char *text)
+{
+	static const char *const keys[] = {
+		"job_id",	  "timestamp",
+		"exception_type", "exception_message",
+		"traceback",	  "additional_context"};
+	json_error_t e;
+	json_t *o = json_loads(text, 0, &e);
+	const char *key;
+	json_t *v;
+	size_t i = 0;
+
+	cr_assert(json_is_object(o), "%s: %s", text, e.text);
+	cr_assert_eq(json_object_size(o), PGQ_NELEM(keys), "%s", text);
+	json_object_foreach(o, key, v)
+	{
+		(void)v;
+		cr_expect_str_eq(key, keys[i], "%s", text);
+		i++;
+	}
+	return o;
+}
+
+Test(traceback, records_carry_pgqueuers_fields)
+{
+	struct timespec before, after;
+	char *text, lo[TRACEBACK_TS_LEN], hi[TRACEBACK_TS_LEN];
+	const char *ts;
+	json_t *o, *ctx;
+
+	clock_gettime(CLOCK_REALTIME, &before);
+	before.tv_nsec = 0;
+	text = traceback_json(42, "Timeout", "ran past 2s", "line 1\nline 2",
+			      "{\"exit\":3,\"rusage\":{\"maxrss_kb\":10}}");
+	clock_gettime(CLOCK_REALTIME, &after);
+	after.tv_sec++;
+	after.tv_nsec = 0;
+	o = record(text);
+	cr_expect_eq(json_integer_value(json_object_get(o, "job_id")), 42);
+	cr_expect_str_eq(
+		json_string_value(json_object_get(o, "exception_type")),
+		"Timeout");
+	cr_expect_str_eq(
+		json_string_value(json_object_get(o, "exception_message")),
+		"ran past 2s");
+	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
+			 "line 1\nline 2");
+	ctx = json_object_get(o, "additional_context");
+	cr_expect_eq(json_integer_value(json_object_get(ctx, "exit")), 3);
+	/* Same-width UTC stamps compare as text. */
+	ts = json_string_value(json_object_get(o, "timestamp"));
+	cr_assert_not_null(ts);
+	cr_expect_eq(ts[strlen(ts) - 1], 'Z', "%s", ts);
+	traceback_timestamp(&before, lo);
+	traceback_timestamp(&after, hi);
+	cr_expect(strncmp(ts, lo, 19) >= 0 && strncmp(ts, hi, 19) <= 0,
+		  "%s not within %s..%s", ts, lo, hi);
+	json_decref(o);
+	free(text);
+}
+
+Test(traceback, odd_input_still_makes_a_record_pgqueuer_reads)
+{
+	char *text;
+	json_t *o, *ctx;
+
+	/* NULL strings are empty, no context is null. */
+	text = traceback_json(7, NULL, NULL, NULL, NULL);
+	o = record(text);
+	cr_expect_str_eq(
+		json_string_value(json_object_get(o, "exception_type")), "");
+	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
+			 "");
+	cr_expect(json_is_null(json_object_get(o, "additional_context")));
+	json_decref(o);
+	free(text);
+
+	/* A stderr tail cut inside a character; a context that is no object. */
+	text = traceback_json(8, "E", "caf\xc3", "\xff\xfeok\xe2\x82\xac",
+			      "[1,2]");
+	o = record(text);
+	cr_expect_str_eq(
+		json_string_value(json_object_get(o, "exception_message")),
+		"caf?");
+	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
+			 "??ok\xe2\x82\xac");
+	ctx = json_object_get(o, "additional_context");
+	cr_assert(json_is_object(ctx), "%s", text);
+	cr_expect_str_eq(json_string_value(json_object_get(ctx, "text")),
+			 "[1,2]");
+	json_decref(o);
+	free(text);
+
+	text = traceback_json(9, "E", "m", "", "not json");
+	o = record(text);
+	ctx = json_object_get(o, "additional_context");
+	cr_expect_str_eq(json_string_value(json_object_get(ctx, "text")),
+			 "not json");
+	json_decref(o);
+	free(text);
 }
