@@ -2,7 +2,8 @@
 # workers), the handler kinds, and the worker process run by pgq-master.
 libpgq_internal_la_SOURCES += worker/worker.h worker/worker_int.h \
 	worker/consumer.c worker/handler_fn.c worker/handler_module.c \
-	worker/handler_command.c worker/handler_builtin.c worker/worker.c
+	worker/handler_command.c worker/isolate.c worker/handler_builtin.c \
+	worker/worker.c
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_handlers tests/db/test_consumer

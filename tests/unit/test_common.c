@@ -2,13 +2,21 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <jansson.h>
+#include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/common.h"
+#include "common/ids.h"
 #include "common/traceback.h"
 
 struct duration_case {
@@ -316,4 +324,152 @@ Test(traceback, odd_input_still_makes_a_record_pgqueuer_reads)
 			 "not json");
 	json_decref(o);
 	free(text);
+}
+
+Test(ids, users_resolve_by_name_then_by_number)
+{
+	struct passwd *pw = getpwnam("nobody");
+	struct ids_user u;
+	char why[128], num[32];
+
+	cr_assert(pw != NULL, "no user nobody");
+	cr_assert(ids_user_lookup("nobody", &u, why, sizeof(why)) == 0, "%s",
+		  why);
+	cr_expect_eq(u.uid, pw->pw_uid);
+	cr_expect_eq(u.gid, pw->pw_gid);
+	cr_expect_str_eq(u.name, "nobody");
+	cr_expect_str_eq(u.home, pw->pw_dir);
+	ids_user_clear(&u);
+	/* No user is called "65534": the number names nobody's uid. */
+	snprintf(num, sizeof(num), "%u", (unsigned)pw->pw_uid);
+	cr_assert(getpwnam(num) == NULL);
+	cr_assert(ids_user_lookup(num, &u, why, sizeof(why)) == 0, "%s", why);
+	cr_expect_str_eq(u.name, "nobody");
+	ids_user_clear(&u);
+	cr_expect(ids_user_exists("0", why, sizeof(why)), "%s", why);
+}
+
+Test(ids, unknown_users_and_groups_say_so)
+{
+	static const char *const bad[] = {
+		"", "no-such-user-pgq", "12ab", "-1", "99999999999", " 0",
+	};
+	char why[128];
+	gid_t gid = 12345;
+
+	for (size_t i = 0; i < PGQ_NELEM(bad); i++) {
+		why[0] = '\0';
+		cr_expect_not(ids_user_exists(bad[i], why, sizeof(why)),
+			      "user \"%s\"", bad[i]);
+		cr_expect_str_eq(why, "no such user", "user \"%s\"", bad[i]);
+		why[0] = '\0';
+		cr_expect(ids_group_lookup(bad[i], &gid, why, sizeof(why)) ==
+				  -1,
+			  "group \"%s\"", bad[i]);
+		cr_expect_str_eq(why, "no such group", "group \"%s\"", bad[i]);
+	}
+	cr_expect_eq(gid, 12345, "a failed lookup wrote the gid");
+}
+
+Test(ids, groups_resolve_by_name_then_by_number_and_list)
+{
+	struct group *gr = getgrgid(0);
+	char name[64], why[128];
+	gid_t gid = 12345, *groups = NULL;
+	int n = 0;
+	bool has_root = false;
+
+	cr_assert(gr != NULL, "no group 0");
+	snprintf(name, sizeof(name), "%s", gr->gr_name);
+	cr_assert(ids_group_lookup(name, &gid, why, sizeof(why)) == 0, "%s",
+		  why);
+	cr_expect_eq(gid, 0);
+	gid = 12345;
+	cr_assert(getgrnam("0") == NULL);
+	cr_assert(ids_group_lookup("0", &gid, why, sizeof(why)) == 0, "%s",
+		  why);
+	cr_expect_eq(gid, 0);
+	cr_expect(ids_group_exists(name, why, sizeof(why)), "%s", why);
+
+	cr_assert(ids_group_list("nobody", 0, &groups, &n) == 0);
+	for (int i = 0; i < n; i++)
+		if (groups[i] == 0)
+			has_root = true;
+	cr_expect(n >= 1 && has_root, "the given gid is in the list (n=%d)", n);
+	free(groups);
+}
+
+/*
+ * Puts first in front of the system's file, seen by this test's process
+ * only: a private mount namespace with a copy bound over the real one.
+ */
+static void
+shadow_file(const char *path, const char *first)
+{
+	char tmp[] = "/tmp/pgq-ids-XXXXXX", buf[4096];
+	int out = mkstemp(tmp), in = open(path, O_RDONLY);
+	ssize_t n;
+
+	cr_assert(out != -1 && in != -1, "%s: %s", path, strerror(errno));
+	cr_assert(write(out, first, strlen(first)) == (ssize_t)strlen(first));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		cr_assert(write(out, buf, (size_t)n) == n);
+	close(in);
+	close(out);
+	cr_assert(mount(tmp, path, NULL, MS_BIND, NULL) == 0, "bind %s: %s",
+		  path, strerror(errno));
+	unlink(tmp);
+}
+
+static void
+private_mounts(void)
+{
+	cr_assert(unshare(CLONE_NEWNS) == 0,
+		  "this test needs root for a mount namespace: %s",
+		  strerror(errno));
+	cr_assert(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "%s",
+		  strerror(errno));
+}
+
+Test(ids, a_name_made_of_digits_is_a_name_first)
+{
+	struct ids_user u;
+	char why[128];
+	gid_t gid = 12345;
+
+	/* A user and a group called "0" that are not root. */
+	private_mounts();
+	shadow_file("/etc/passwd", "0:x:65534:65534:digits:/nonexistent:"
+				   "/usr/sbin/nologin\n");
+	shadow_file("/etc/group", "0:x:65534:\n");
+	cr_assert(ids_user_lookup("0", &u, why, sizeof(why)) == 0, "%s", why);
+	cr_expect_eq(u.uid, 65534, "\"0\" was taken as uid 0");
+	cr_expect_str_eq(u.name, "0");
+	ids_user_clear(&u);
+	cr_assert(ids_group_lookup("0", &gid, why, sizeof(why)) == 0, "%s",
+		  why);
+	cr_expect_eq(gid, 65534, "\"0\" was taken as gid 0");
+}
+
+Test(ids, entries_larger_than_any_first_buffer_are_read)
+{
+	struct strbuf line = {NULL, 0, 0};
+	char member[32], why[128];
+	gid_t gid = 12345;
+
+	/* 64 KiB of members: past the old 16 KiB buffer and the first try. */
+	strbuf_str(&line, "pgqbig:x:4242:");
+	for (int i = 0; i < 6000; i++) {
+		snprintf(member, sizeof(member), "%smember%04d",
+			 i > 0 ? "," : "", i);
+		strbuf_str(&line, member);
+	}
+	strbuf_str(&line, "\n");
+	private_mounts();
+	shadow_file("/etc/group", line.p);
+	free(line.p);
+	cr_assert(ids_group_lookup("pgqbig", &gid, why, sizeof(why)) == 0, "%s",
+		  why);
+	cr_expect_eq(gid, 4242);
+	cr_expect(ids_group_exists("4242", why, sizeof(why)), "%s", why);
 }
