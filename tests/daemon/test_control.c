@@ -459,6 +459,27 @@ Test(control, cancel_replace_kills_a_module_worker_and_ends_the_job_canceled)
 				      "AND status = 'canceled'",
 				      job),
 			 "Canceled");
+	/* The master's record reads as PgQueuer's TracebackRecord. */
+	cr_expect_eq(
+		harness_scalar(db,
+			       "SELECT count(*) FROM pgqueuer_log WHERE job_id "
+			       "= %lld AND status = 'canceled' "
+			       "AND (SELECT array_agg(k ORDER BY k) FROM "
+			       "jsonb_object_keys(traceback) k) = "
+			       "ARRAY['additional_context', "
+			       "'exception_message', 'exception_type', "
+			       "'job_id', 'timestamp', 'traceback'] "
+			       "AND (traceback->>'job_id')::bigint = job_id "
+			       "AND traceback->>'timestamp' ~ "
+			       "'^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d"
+			       "(\\.\\d{6})?Z$' AND jsonb_typeof(traceback->"
+			       "'additional_context') = 'object'",
+			       job),
+		1, "%s",
+		harness_text(db,
+			     "SELECT traceback::text FROM pgqueuer_log WHERE "
+			     "job_id = %lld AND status = 'canceled'",
+			     job));
 	cr_expect_eq(harness_scalar(db,
 				    "SELECT count(*) FROM pgqueuer_log WHERE "
 				    "job_id = %lld AND status = 'queued'",

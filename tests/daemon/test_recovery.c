@@ -50,6 +50,29 @@ Test(recovery, a_worker_killed_mid_job_is_replaced_and_its_job_requeued)
 		1, "%s", hd_read_log(&d));
 	back_ms = hd_now_ms() - t0;
 	cr_assert_lt(back_ms, 1000, "job back after %llums", back_ms);
+	/* The record reads as PgQueuer's TracebackRecord. */
+	cr_expect_eq(
+		harness_scalar(db,
+			       "SELECT count(*) FROM pgqueuer_log WHERE job_id "
+			       "= %lld AND status = 'queued' AND "
+			       "traceback->>'exception_type' = 'WorkerDied' "
+			       "AND (SELECT array_agg(k ORDER BY k) FROM "
+			       "jsonb_object_keys(traceback) k) = "
+			       "ARRAY['additional_context', "
+			       "'exception_message', 'exception_type', "
+			       "'job_id', 'timestamp', 'traceback'] "
+			       "AND (traceback->>'job_id')::bigint = job_id "
+			       "AND traceback->>'timestamp' ~ "
+			       "'^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d"
+			       "(\\.\\d{6})?Z$' AND jsonb_typeof(traceback->"
+			       "'additional_context') = 'object'",
+			       job),
+		1, "%s",
+		harness_text(db,
+			     "SELECT traceback::text FROM pgqueuer_log WHERE "
+			     "job_id = %lld AND status = 'queued' AND "
+			     "traceback IS NOT NULL",
+			     job));
 	cr_assert_eq(
 		harness_scalar(db,
 			       "SELECT attempts FROM pgqueuer WHERE id = %lld",
