@@ -56,16 +56,7 @@ Test(recovery, a_worker_killed_mid_job_is_replaced_and_its_job_requeued)
 			       "SELECT count(*) FROM pgqueuer_log WHERE job_id "
 			       "= %lld AND status = 'queued' AND "
 			       "traceback->>'exception_type' = 'WorkerDied' "
-			       "AND (SELECT array_agg(k ORDER BY k) FROM "
-			       "jsonb_object_keys(traceback) k) = "
-			       "ARRAY['additional_context', "
-			       "'exception_message', 'exception_type', "
-			       "'job_id', 'timestamp', 'traceback'] "
-			       "AND (traceback->>'job_id')::bigint = job_id "
-			       "AND traceback->>'timestamp' ~ "
-			       "'^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d"
-			       "(\\.\\d{6})?Z$' AND jsonb_typeof(traceback->"
-			       "'additional_context') = 'object'",
+			       "AND " SUITE_PGQUEUER_TRACEBACK,
 			       job),
 		1, "%s",
 		harness_text(db,

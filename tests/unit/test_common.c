@@ -222,6 +222,13 @@ Test(traceback, timestamps_are_written_as_pydantic_writes_them)
 	}
 }
 
+/* A string member of o, NULL when missing or not a string. */
+static const char *
+field(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
 /* Parses a record and checks the keys of PgQueuer's TracebackRecord. */
 static json_t *
 record(const char *text)
@@ -263,18 +270,13 @@ Test(traceback, records_carry_pgqueuers_fields)
 	after.tv_nsec = 0;
 	o = record(text);
 	cr_expect_eq(json_integer_value(json_object_get(o, "job_id")), 42);
-	cr_expect_str_eq(
-		json_string_value(json_object_get(o, "exception_type")),
-		"Timeout");
-	cr_expect_str_eq(
-		json_string_value(json_object_get(o, "exception_message")),
-		"ran past 2s");
-	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
-			 "line 1\nline 2");
+	cr_expect_str_eq(field(o, "exception_type"), "Timeout");
+	cr_expect_str_eq(field(o, "exception_message"), "ran past 2s");
+	cr_expect_str_eq(field(o, "traceback"), "line 1\nline 2");
 	ctx = json_object_get(o, "additional_context");
 	cr_expect_eq(json_integer_value(json_object_get(ctx, "exit")), 3);
 	/* Same-width UTC stamps compare as text. */
-	ts = json_string_value(json_object_get(o, "timestamp"));
+	ts = field(o, "timestamp");
 	cr_assert_not_null(ts);
 	cr_expect_eq(ts[strlen(ts) - 1], 'Z', "%s", ts);
 	traceback_timestamp(&before, lo);
@@ -293,10 +295,8 @@ Test(traceback, odd_input_still_makes_a_record_pgqueuer_reads)
 	/* NULL strings are empty, no context is null. */
 	text = traceback_json(7, NULL, NULL, NULL, NULL);
 	o = record(text);
-	cr_expect_str_eq(
-		json_string_value(json_object_get(o, "exception_type")), "");
-	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
-			 "");
+	cr_expect_str_eq(field(o, "exception_type"), "");
+	cr_expect_str_eq(field(o, "traceback"), "");
 	cr_expect(json_is_null(json_object_get(o, "additional_context")));
 	json_decref(o);
 	free(text);
@@ -305,23 +305,18 @@ Test(traceback, odd_input_still_makes_a_record_pgqueuer_reads)
 	text = traceback_json(8, "E", "caf\xc3", "\xff\xfeok\xe2\x82\xac",
 			      "[1,2]");
 	o = record(text);
-	cr_expect_str_eq(
-		json_string_value(json_object_get(o, "exception_message")),
-		"caf?");
-	cr_expect_str_eq(json_string_value(json_object_get(o, "traceback")),
-			 "??ok\xe2\x82\xac");
+	cr_expect_str_eq(field(o, "exception_message"), "caf?");
+	cr_expect_str_eq(field(o, "traceback"), "??ok\xe2\x82\xac");
 	ctx = json_object_get(o, "additional_context");
 	cr_assert(json_is_object(ctx), "%s", text);
-	cr_expect_str_eq(json_string_value(json_object_get(ctx, "text")),
-			 "[1,2]");
+	cr_expect_str_eq(field(ctx, "text"), "[1,2]");
 	json_decref(o);
 	free(text);
 
 	text = traceback_json(9, "E", "m", "", "not json");
 	o = record(text);
 	ctx = json_object_get(o, "additional_context");
-	cr_expect_str_eq(json_string_value(json_object_get(ctx, "text")),
-			 "not json");
+	cr_expect_str_eq(field(ctx, "text"), "not json");
 	json_decref(o);
 	free(text);
 }
