@@ -154,37 +154,57 @@ unit_is(const char *unit, const char *want)
 	return true;
 }
 
+/* A unit of a duration or size and what one of it is worth. */
+struct unit {
+	const char *name;
+	double scale;
+};
+
 /*
- * The units of a duration, largest first: format_duration_ms picks the first
- * whole one, parse_duration_ms accepts them all ("" = seconds).
+ * The units of a duration in milliseconds, largest first: format_duration_ms
+ * picks the first whole one, parse_duration_ms accepts them all ("" =
+ * seconds).
  */
-static const struct {
-	const char *unit;
-	double ms;
-} duration_units[] = {
+static const struct unit duration_units[] = {
 	{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
 	{"ms", 1},	 {"us", 0.001},	 {"", 1000},
 };
 
-bool
-parse_duration_ms(const char *s, uint64_t *ms_out)
+/* Sizes in bytes ("" = bytes). */
+static const struct unit size_units[] = {
+	{"B", 1},	    {"k", 1024},    {"K", 1024},     {"kB", 1024},
+	{"KB", 1024},	    {"M", 1048576}, {"MB", 1048576}, {"G", 1073741824},
+	{"GB", 1073741824}, {"", 1},
+};
+
+/* A number with one of units, scaled and rounded; false past 9e15. */
+static bool
+parse_scaled(const char *s, const struct unit *units, size_t nunits,
+	     uint64_t *out)
 {
 	const char *unit;
 	double num;
 
 	if (!parse_number_unit(s, &num, &unit))
 		return false;
-	for (size_t i = 0; i < PGQ_NELEM(duration_units); i++) {
-		if (unit_is(unit, duration_units[i].unit)) {
-			double ms = num * duration_units[i].ms;
+	for (size_t i = 0; i < nunits; i++) {
+		if (unit_is(unit, units[i].name)) {
+			double v = num * units[i].scale;
 
-			if (ms > 9.0e15)
+			if (v > 9.0e15)
 				return false;
-			*ms_out = (uint64_t)llround(ms);
+			*out = (uint64_t)llround(v);
 			return true;
 		}
 	}
 	return false;
+}
+
+bool
+parse_duration_ms(const char *s, uint64_t *ms_out)
+{
+	return parse_scaled(s, duration_units, PGQ_NELEM(duration_units),
+			    ms_out);
 }
 
 void
@@ -194,13 +214,13 @@ format_duration_ms(uint64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "0");
 		return;
 	}
-	for (size_t i = 0; duration_units[i].ms >= 1000; i++) {
-		uint64_t unit = (uint64_t)duration_units[i].ms;
+	for (size_t i = 0; duration_units[i].scale >= 1000; i++) {
+		uint64_t unit = (uint64_t)duration_units[i].scale;
 
 		if (ms % unit == 0) {
 			snprintf(buf, len, "%llu%s",
 				 (unsigned long long)(ms / unit),
-				 duration_units[i].unit);
+				 duration_units[i].name);
 			return;
 		}
 	}
@@ -210,31 +230,7 @@ format_duration_ms(uint64_t ms, char *buf, size_t len)
 bool
 parse_size_bytes(const char *s, uint64_t *bytes_out)
 {
-	static const struct {
-		const char *unit;
-		double mult;
-	} units[] = {
-		{"B", 1},	 {"k", 1024},	    {"K", 1024},
-		{"kB", 1024},	 {"KB", 1024},	    {"M", 1048576},
-		{"MB", 1048576}, {"G", 1073741824}, {"GB", 1073741824},
-		{"", 1},
-	};
-	const char *unit;
-	double num;
-
-	if (!parse_number_unit(s, &num, &unit))
-		return false;
-	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
-		if (unit_is(unit, units[i].unit)) {
-			double b = num * units[i].mult;
-
-			if (b > 9.0e15)
-				return false;
-			*bytes_out = (uint64_t)llround(b);
-			return true;
-		}
-	}
-	return false;
+	return parse_scaled(s, size_units, PGQ_NELEM(size_units), bytes_out);
 }
 
 bool
