@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "driver/driver.h"
 
 static void vwarnx(const struct cli *c, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
@@ -274,15 +275,9 @@ resolve_dsn(struct cli *c)
 	char *msg = NULL;
 	char clean[256];
 
-	if (dsn == NULL) {
-		source = "PGQUEUER_DSN";
-		dsn = getenv(source);
-	}
-	if (dsn == NULL || (c->dsn == NULL && dsn[0] == '\0')) {
-		source = "PGDSN";
-		dsn = getenv(source);
-	}
-	if (dsn == NULL || dsn[0] == '\0') {
+	if (dsn == NULL)
+		dsn = driver_conninfo(NULL, &source);
+	if (dsn[0] == '\0') {
 		/* "" makes the driver use the libpq variables only */
 		c->conninfo = "";
 		return 0;

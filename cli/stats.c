@@ -31,34 +31,6 @@ parse_interval(const struct cli *c, const char *opt, const char *s, char *out,
 	return 0;
 }
 
-/* A text[] literal: every element quoted, '"' and '\\' escaped. */
-static char *
-text_array(const char *const *v, size_t n)
-{
-	size_t len = 3;
-	char *out, *p;
-
-	for (size_t i = 0; i < n; i++)
-		len += 2 * strlen(v[i]) + 3;
-	out = xmalloc(len);
-	p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *s = v[i]; *s != '\0'; s++) {
-			if (*s == '"' || *s == '\\')
-				*p++ = '\\';
-			*p++ = *s;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
 static int
 list_schedules(struct cli *c, struct pgq *q)
 {
@@ -120,7 +92,7 @@ remove_schedules(struct cli *c, struct pgq *q, char **argv, int n)
 			names[nnames++] = argv[i];
 	}
 	ids_s = int64_array_literal(ids, nids);
-	names_s = text_array(names, nnames);
+	names_s = text_array_literal(names, nnames);
 	values[0] = ids_s;
 	values[1] = names_s;
 	r = sql_exec(lib_session(q), SQL_SCHEDULE_REMOVE, 2, values, &err);

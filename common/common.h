@@ -1,7 +1,7 @@
 /*
  * Small helpers shared by every pgq binary and libpgq: allocation that exits
- * on out-of-memory, monotonic clocks, duration and size parsing, UUIDs and
- * descriptor hygiene.
+ * on out-of-memory, monotonic clocks, duration and size parsing, UUIDs,
+ * descriptor and signal hygiene, and PostgreSQL text-array literals.
  */
 #ifndef PGQ_COMMON_H
 #define PGQ_COMMON_H
@@ -38,6 +38,12 @@ double clock_wall_s(void);
  */
 bool parse_duration_ms(const char *s, uint64_t *ms_out) PGQ_WUR;
 
+/*
+ * Writes ms in the largest unit that divides it exactly: "2d", "90m", "30s",
+ * "1500ms"; 0 is "0". parse_duration_ms reads every result back.
+ */
+void format_duration_ms(uint64_t ms, char *buf, size_t len);
+
 /* Parses a size with an optional unit B, k/K, M, G (powers of 1024). */
 bool parse_size_bytes(const char *s, uint64_t *bytes_out) PGQ_WUR;
 
@@ -63,6 +69,13 @@ int fd_set_nonblock(int fd) PGQ_WUR;
 /* Closes every descriptor >= 3 except those listed. */
 void fd_close_all_except(const int *keep, size_t nkeep);
 
+/*
+ * For a fresh child process: every signal back to its default action except
+ * those listed, which are ignored, then an empty signal mask (a fork that
+ * blocked signals unblocks them only once no inherited handler remains).
+ */
+void sig_reset(const int *ignore, size_t nignore);
+
 /* A growing NUL-terminated string; zero-initialise, free(b.p) when done. */
 struct strbuf {
 	char *p;
@@ -76,6 +89,12 @@ void strbuf_str(struct strbuf *b, const char *s);
 void strbuf_array_elem(struct strbuf *b, const char *s);
 /* Encodes n values as a PostgreSQL array literal, "{1,2,3}"; caller frees. */
 char *int64_array_literal(const int64_t *v, size_t n);
+
+/*
+ * A PostgreSQL text[] literal of n strings, each quoted as
+ * strbuf_array_elem does (a NULL element is SQL NULL). Caller frees.
+ */
+char *text_array_literal(const char *const *v, size_t n);
 
 /* True when s matches ^[A-Za-z_][A-Za-z0-9_]*$ and is at most maxlen bytes. */
 bool ident_valid(const char *s, size_t maxlen);

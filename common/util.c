@@ -1,6 +1,7 @@
 /*
- * Allocation, clocks, number/duration/size parsing, UUIDs and descriptor
- * helpers. Parsers are strict: trailing garbage, signs and overflow fail.
+ * Allocation, clocks, number/duration/size parsing and duration printing,
+ * UUIDs, descriptor and signal hygiene, and text-array literals. Parsers are
+ * strict: trailing garbage, signs and overflow fail.
  */
 #include "config.h"
 
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,28 +154,46 @@ unit_is(const char *unit, const char *want)
 	return true;
 }
 
-bool
-parse_duration_ms(const char *s, uint64_t *ms_out)
+/* A unit of a duration or size and what one of it is worth. */
+struct unit {
+	const char *name;
+	double scale;
+};
+
+/*
+ * The units of a duration in milliseconds, largest first: format_duration_ms
+ * picks the first whole one, parse_duration_ms accepts them all ("" =
+ * seconds).
+ */
+static const struct unit duration_units[] = {
+	{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
+	{"ms", 1},	 {"us", 0.001},	 {"", 1000},
+};
+
+/* Sizes in bytes ("" = bytes). */
+static const struct unit size_units[] = {
+	{"B", 1},	    {"k", 1024},    {"K", 1024},     {"kB", 1024},
+	{"KB", 1024},	    {"M", 1048576}, {"MB", 1048576}, {"G", 1073741824},
+	{"GB", 1073741824}, {"", 1},
+};
+
+/* A number with one of units, scaled and rounded; false past 9e15. */
+static bool
+parse_scaled(const char *s, const struct unit *units, size_t nunits,
+	     uint64_t *out)
 {
-	static const struct {
-		const char *unit;
-		double ms;
-	} units[] = {
-		{"us", 0.001},	{"ms", 1},	 {"s", 1000}, {"m", 60000},
-		{"h", 3600000}, {"d", 86400000}, {"", 1000},
-	};
 	const char *unit;
 	double num;
 
 	if (!parse_number_unit(s, &num, &unit))
 		return false;
-	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
-		if (unit_is(unit, units[i].unit)) {
-			double ms = num * units[i].ms;
+	for (size_t i = 0; i < nunits; i++) {
+		if (unit_is(unit, units[i].name)) {
+			double v = num * units[i].scale;
 
-			if (ms > 9.0e15)
+			if (v > 9.0e15)
 				return false;
-			*ms_out = (uint64_t)llround(ms);
+			*out = (uint64_t)llround(v);
 			return true;
 		}
 	}
@@ -181,33 +201,36 @@ parse_duration_ms(const char *s, uint64_t *ms_out)
 }
 
 bool
-parse_size_bytes(const char *s, uint64_t *bytes_out)
+parse_duration_ms(const char *s, uint64_t *ms_out)
 {
-	static const struct {
-		const char *unit;
-		double mult;
-	} units[] = {
-		{"B", 1},	 {"k", 1024},	    {"K", 1024},
-		{"kB", 1024},	 {"KB", 1024},	    {"M", 1048576},
-		{"MB", 1048576}, {"G", 1073741824}, {"GB", 1073741824},
-		{"", 1},
-	};
-	const char *unit;
-	double num;
+	return parse_scaled(s, duration_units, PGQ_NELEM(duration_units),
+			    ms_out);
+}
 
-	if (!parse_number_unit(s, &num, &unit))
-		return false;
-	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
-		if (unit_is(unit, units[i].unit)) {
-			double b = num * units[i].mult;
+void
+format_duration_ms(uint64_t ms, char *buf, size_t len)
+{
+	if (ms == 0) {
+		snprintf(buf, len, "0");
+		return;
+	}
+	for (size_t i = 0; duration_units[i].scale >= 1000; i++) {
+		uint64_t unit = (uint64_t)duration_units[i].scale;
 
-			if (b > 9.0e15)
-				return false;
-			*bytes_out = (uint64_t)llround(b);
-			return true;
+		if (ms % unit == 0) {
+			snprintf(buf, len, "%llu%s",
+				 (unsigned long long)(ms / unit),
+				 duration_units[i].name);
+			return;
 		}
 	}
-	return false;
+	snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+bool
+parse_size_bytes(const char *s, uint64_t *bytes_out)
+{
+	return parse_scaled(s, size_units, PGQ_NELEM(size_units), bytes_out);
 }
 
 bool
@@ -427,4 +450,37 @@ int64_array_literal(const int64_t *v, size_t n)
 	}
 	strbuf_str(&b, "}");
 	return b.p;
+}
+
+char *
+text_array_literal(const char *const *v, size_t n)
+{
+	struct strbuf b = {NULL, 0, 0};
+
+	strbuf_str(&b, "{");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			strbuf_str(&b, ",");
+		strbuf_array_elem(&b, v[i]);
+	}
+	strbuf_str(&b, "}");
+	return b.p;
+}
+
+void
+sig_reset(const int *ignore, size_t nignore)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	for (size_t i = 0; i < nignore; i++)
+		(void)sigaction(ignore[i], &sa, NULL);
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 }

@@ -15,15 +15,48 @@
 /*
  * TCP keepalives notice a peer that vanished (a failover, a dropped NAT
  * entry) in about a minute instead of the kernel's two hours, which matters
- * most for the LISTEN connection that may sit idle for a long time.
+ * most for the LISTEN connection that may sit idle for a long time. Later
+ * entries win, so the caller's conninfo (dbname) goes last.
  */
-static const char *const connect_keys[] = {"keepalives",
-					   "keepalives_idle",
-					   "keepalives_interval",
-					   "keepalives_count",
-					   "fallback_application_name",
-					   "dbname",
-					   NULL};
+void
+driver_params_init(struct driver_params *p, const char *conninfo,
+		   const char *app)
+{
+	static const char *const keys[DRIVER_PARAMS_MAX] = {
+		"keepalives",
+		"keepalives_idle",
+		"keepalives_interval",
+		"keepalives_count",
+		"fallback_application_name",
+		"dbname",
+		NULL};
+	const char *const values[DRIVER_PARAMS_MAX] = {"1", "30",     "10", "3",
+						       app, conninfo, NULL};
+
+	memcpy(p->keys, keys, sizeof(p->keys));
+	memcpy(p->values, values, sizeof(p->values));
+}
+
+const char *
+driver_conninfo(const char *conninfo, const char **source)
+{
+	static const char *const vars[] = {"PGQUEUER_DSN", "PGDSN"};
+
+	if (source != NULL)
+		*source = NULL;
+	if (conninfo != NULL)
+		return conninfo;
+	for (size_t i = 0; i < PGQ_NELEM(vars); i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v != NULL && v[0] != '\0') {
+			if (source != NULL)
+				*source = vars[i];
+			return v;
+		}
+	}
+	return "";
+}
 
 /* Passwords shorter than this are not scrubbed: it would mangle the text. */
 #define SCRUB_MIN_LEN 3
@@ -76,10 +109,18 @@ trim_newlines(char *s)
 			*p = ' ';
 }
 
+void
+driver_conn_message(PGconn *conn, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", conn != NULL ? PQerrorMessage(conn) : "");
+	trim_newlines(buf);
+	scrub_password(buf, conn);
+}
+
 PGconn *
 driver_connect(const char *conninfo, struct pgq_error *err)
 {
-	const char *values[PGQ_NELEM(connect_keys)];
+	struct driver_params p;
 	PQconninfoOption *parsed;
 	PGconn *conn;
 	char *perr = NULL;
@@ -87,13 +128,7 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 	const char *host, *port, *db;
 
 	driver_error_clear(err);
-	if (conninfo == NULL) {
-		conninfo = getenv("PGQUEUER_DSN");
-		if (conninfo == NULL || conninfo[0] == '\0')
-			conninfo = getenv("PGDSN");
-		if (conninfo == NULL)
-			conninfo = "";
-	}
+	conninfo = driver_conninfo(conninfo, NULL);
 	/*
 	 * libpq's parse errors quote the offending part of the string, which
 	 * may be the password: check first and report without the text.
@@ -113,15 +148,8 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 	}
 	PQconninfoFree(parsed);
 
-	/* Later entries win, so the caller's conninfo (dbname) goes last. */
-	values[0] = "1";
-	values[1] = "30";
-	values[2] = "10";
-	values[3] = "3";
-	values[4] = "pgq";
-	values[5] = conninfo;
-	values[6] = NULL;
-	conn = PQconnectdbParams(connect_keys, values, 1);
+	driver_params_init(&p, conninfo, "pgq");
+	conn = PQconnectdbParams(p.keys, p.values, 1);
 	if (conn == NULL) {
 		driver_error_set(err, PGQ_ERR_CONNECTION,
 				 "could not connect: out of memory");
@@ -130,9 +158,7 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 	if (PQstatus(conn) == CONNECTION_OK)
 		return conn;
 
-	snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-	trim_newlines(msg);
-	scrub_password(msg, conn);
+	driver_conn_message(conn, msg, sizeof(msg));
 	host = PQhost(conn);
 	port = PQport(conn);
 	db = PQdb(conn);
@@ -308,8 +334,7 @@ driver_check(PGconn *conn, enum pgq_role role, char *warning, size_t warnlen,
 		return -1;
 	}
 	if (PQstatus(conn) != CONNECTION_OK) {
-		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-		trim_newlines(msg);
+		driver_conn_message(conn, msg, sizeof(msg));
 		driver_error_set(err, PGQ_ERR_CONNECTION,
 				 "connection is not usable: %s",
 				 msg[0] != '\0' ? msg : "bad connection");

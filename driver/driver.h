@@ -44,8 +44,36 @@ enum pgq_error_class driver_error_classify(const char *sqlstate);
 /* ---- connections and checks ---- */
 
 /*
- * Opens a blocking connection (conninfo NULL or "" = libpq environment;
- * PGQUEUER_DSN or PGDSN are used when set and conninfo is NULL). Returns NULL
+ * The conninfo every pgq process connects with: conninfo itself when not
+ * NULL ("" = only libpq's PG* variables), else PGQUEUER_DSN, else PGDSN, a
+ * variable set to "" counting as unset, else "". *source (may be NULL) names
+ * the variable it came from, or is NULL.
+ */
+const char *driver_conninfo(const char *conninfo, const char **source);
+
+/*
+ * The keywords and values of a pgq connection, for PQconnectdbParams or
+ * PQconnectStartParams with expand_dbname = 1: TCP keepalives (a vanished
+ * peer is noticed in about a minute), fallback_application_name app, then
+ * conninfo, which overrides them all. p borrows both strings.
+ */
+#define DRIVER_PARAMS_MAX 7
+struct driver_params {
+	const char *keys[DRIVER_PARAMS_MAX];
+	const char *values[DRIVER_PARAMS_MAX];
+};
+void driver_params_init(struct driver_params *p, const char *conninfo,
+			const char *app);
+
+/*
+ * conn's error message on one line, with the password it was given masked,
+ * into buf (a connection's errors may echo a setting; libpq's own do not
+ * carry the password, a server's or a future libpq's might).
+ */
+void driver_conn_message(PGconn *conn, char *buf, size_t len);
+
+/*
+ * Opens a blocking connection on driver_conninfo(conninfo). Returns NULL
  * with err filled. The password never appears in err.
  */
 PGconn *driver_connect(const char *conninfo, struct pgq_error *err);

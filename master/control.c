@@ -13,11 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/traceback.h"
 #include "master/master_int.h"
 
 static void
@@ -32,8 +32,7 @@ control_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	slot_poll(s);
 	if (s->pid == 0 || s->job_id == 0 || s->job_id != s->timeout_job_id)
 		return;
-	snprintf(dur, sizeof(dur), "%llums",
-		 (unsigned long long)s->job_timeout_ms);
+	format_duration_ms(s->job_timeout_ms, dur, sizeof(dur));
 	log_warnx("worker %u: job=%lld entrypoint=%s ran past its timeout of "
 		  "%s: killing the worker pid=%ld",
 		  s->index, (long long)s->job_id, s->job_entrypoint, dur,
@@ -198,32 +197,22 @@ control_complete_done(struct driver_async *a, PGresult *res,
 static char *
 control_cancel_traceback(const struct slot *s, long pid)
 {
-	char ts[64], msg[160];
-	struct timespec now;
-	struct tm tm;
+	char msg[160];
 	json_t *o;
-	char *text;
+	char *ctx, *text;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%06ld+00:00",
-		 now.tv_nsec / 1000);
 	snprintf(msg, sizeof(msg),
 		 "canceled while running: worker %u (pid %ld) replaced",
 		 s->index, pid);
-	o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:{s:i, s:I, s:s, s:s}}",
-		      "job_id", (json_int_t)s->kill_job_id, "timestamp", ts,
-		      "exception_type", "Canceled", "exception_message", msg,
-		      "traceback", "", "additional_context", "slot",
-		      (int)s->index, "pid", (json_int_t)pid, "queue_manager_id",
-		      s->queue_manager_id, "cancel", "replace");
-	if (o == NULL)
-		fatalx("control: cannot build a traceback");
-	text = json_dumps(o, JSON_COMPACT);
+	o = json_pack("{s:i, s:I, s:s, s:s}", "slot", (int)s->index, "pid",
+		      (json_int_t)pid, "queue_manager_id", s->queue_manager_id,
+		      "cancel", "replace");
+	ctx = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	if (text == NULL)
-		fatalx("control: out of memory");
+	if (ctx == NULL)
+		fatalx("control: cannot build a traceback");
+	text = traceback_json(s->kill_job_id, "Canceled", msg, "", ctx);
+	free(ctx);
 	return text;
 }
 
@@ -235,8 +224,8 @@ control_complete_canceled(struct slot *s, long pid)
 	struct control_complete *cc = xcalloc(1, sizeof(*cc));
 	char *tb = control_cancel_traceback(s, pid);
 	const char *tbs[1] = {tb}, *statuses[1] = {"canceled"};
-	char *a_tb = master_text_array(tbs, 1);
-	char *a_status = master_text_array(statuses, 1);
+	char *a_tb = text_array_literal(tbs, 1);
+	char *a_status = text_array_literal(statuses, 1);
 	char ids[32];
 	const char *params[4];
 
@@ -275,13 +264,7 @@ control_exited(struct slot *s, long pid)
 	case SLOT_KILL_NONE:
 		return false;
 	case SLOT_KILL_TIMEOUT:
-		if (s->job_timeout_ms % 1000 == 0)
-			snprintf(
-				dur, sizeof(dur), "%llus",
-				(unsigned long long)(s->job_timeout_ms / 1000));
-		else
-			snprintf(dur, sizeof(dur), "%llums",
-				 (unsigned long long)s->job_timeout_ms);
+		format_duration_ms(s->job_timeout_ms, dur, sizeof(dur));
 		snprintf(cause, sizeof(cause),
 			 "killed by the master: job %lld ran past its "
 			 "timeout of %s",

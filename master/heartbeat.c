@@ -47,7 +47,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (n == 0)
 		return;
-	array = master_text_array(owners, n);
+	array = text_array_literal(owners, n);
 	params[0] = array;
 	if (listener_query(m, SQL_HEARTBEAT, 1, params, heartbeat_done, m) ==
 	    -1)

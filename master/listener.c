@@ -89,10 +89,11 @@ static void
 listener_on_lost(struct driver_async *a, void *arg)
 {
 	struct master *m = arg;
+	char msg[512];
 
 	(void)a;
-	log_warnx("listen connection lost: %s",
-		  m->ls.conn != NULL ? PQerrorMessage(m->ls.conn) : "");
+	driver_conn_message(m->ls.conn, msg, sizeof(msg));
+	log_warnx("listen connection lost: %s", msg);
 	m->ls.listening = false;
 	ev_idle_start(m->loop, &m->ls.lost_idle);
 }
@@ -167,6 +168,7 @@ static void
 listener_poll(struct master *m)
 {
 	struct listener *ls = &m->ls;
+	char msg[512];
 	int fd;
 
 	ls->poll = PQconnectPoll(ls->conn);
@@ -175,8 +177,8 @@ listener_poll(struct master *m)
 		listener_connected(m);
 		return;
 	case PGRES_POLLING_FAILED:
-		log_warnx("listen connection failed: %s",
-			  PQerrorMessage(ls->conn));
+		driver_conn_message(ls->conn, msg, sizeof(msg));
+		log_warnx("listen connection failed: %s", msg);
 		listener_retry(m);
 		return;
 	case PGRES_POLLING_READING:
@@ -216,49 +218,32 @@ listener_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	listener_connect(m);
 }
 
-/* The conninfo, as driver_connect would choose it. */
+/* listen_dsn, else dsn, else the environment as for the workers. */
 static const char *
 listener_conninfo(const struct master *m)
 {
-	const char *env;
-
 	if (m->cf->listen_dsn[0] != '\0')
 		return m->cf->listen_dsn;
-	if (m->cf->dsn[0] != '\0')
-		return m->cf->dsn;
-	env = getenv("PGQUEUER_DSN");
-	if (env == NULL)
-		env = getenv("PGDSN");
-	return env != NULL ? env : "";
+	return driver_conninfo(m->cf->dsn[0] != '\0' ? m->cf->dsn : NULL, NULL);
 }
 
 static void
 listener_connect(struct master *m)
 {
 	struct listener *ls = &m->ls;
-	/*
-	 * Keepalives as the driver sets them: this connection may sit idle
-	 * for hours, and a vanished server must be noticed in about a minute.
-	 * They come before dbname so that the DSN can override them.
-	 */
-	const char *const keys[] = {"keepalives",
-				    "keepalives_idle",
-				    "keepalives_interval",
-				    "keepalives_count",
-				    "fallback_application_name",
-				    "dbname",
-				    NULL};
-	const char *values[] = {
-		"1", "30", "10", "3", "pgq-master", listener_conninfo(m), NULL};
+	struct driver_params p;
+	char msg[512];
 
 	if (m->shutdown != SHUTDOWN_NONE)
 		return;
-	ls->conn = PQconnectStartParams(keys, values, 1);
+	/* This connection may sit idle for hours: the driver's keepalives. */
+	driver_params_init(&p, listener_conninfo(m), "pgq-master");
+	ls->conn = PQconnectStartParams(p.keys, p.values, 1);
 	if (ls->conn == NULL)
 		fatalx("listen connection: out of memory");
 	if (PQstatus(ls->conn) == CONNECTION_BAD) {
-		log_warnx("listen connection failed: %s",
-			  PQerrorMessage(ls->conn));
+		driver_conn_message(ls->conn, msg, sizeof(msg));
+		log_warnx("listen connection failed: %s", msg);
 		listener_retry(m);
 		return;
 	}

@@ -252,8 +252,6 @@ void heartbeat_stop(struct master *m);
 void heartbeat_reconfigure(struct master *m);
 
 /* recovery.c: returns the jobs of a dead worker to the queue */
-/* A PostgreSQL array literal of the strings, each quoted; caller frees. */
-char *master_text_array(const char *const *v, size_t n);
 /* The text[] literal of cf's entrypoint names; caller frees. */
 char *master_entrypoints_array(const struct conf *cf);
 void recovery_run(struct master *m, const char *owner, const char *cause,

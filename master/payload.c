@@ -78,7 +78,7 @@ payload_sync(struct master *m, const struct conf *old)
 	}
 	*p++ = '}';
 	*p = '\0';
-	a_names = master_text_array(names, n);
+	a_names = text_array_literal(names, n);
 	params[0] = a_names;
 	params[1] = limits;
 	ps->m = m;

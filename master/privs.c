@@ -6,10 +6,7 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <grp.h>
-#include <limits.h>
-#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/ids.h"
 #include "common/log.h"
 #include "master/master_int.h"
 
@@ -59,23 +57,6 @@ privs_check_conf_mode(const struct conf *cf, const char *path)
 		  (st.st_mode & 07) != 0 ? "every user" : "its group", path);
 }
 
-/* A numeric id written as decimal digits. */
-static bool
-numeric_id(const char *v, unsigned *out)
-{
-	unsigned long n;
-	char *end;
-
-	if (v[0] < '0' || v[0] > '9')
-		return false;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (*end != '\0' || errno != 0 || n > UINT_MAX)
-		return false;
-	*out = (unsigned)n;
-	return true;
-}
-
 /*
  * The identity [pgq] user/group names: uid, gid (the group, or the user's
  * primary group) and the user's name for getgrouplist. -1 when either is
@@ -84,40 +65,24 @@ numeric_id(const char *v, unsigned *out)
 static int
 privs_resolve(const struct conf *cf, uid_t *uid, gid_t *gid, char **name)
 {
-	struct passwd pw, *pres = NULL;
-	struct group gr, *gres = NULL;
-	char *buf = xmalloc(65536);
-	unsigned id;
-	int rc = -1;
+	struct ids_user u;
+	char why[128];
 
-	if (numeric_id(cf->user, &id))
-		(void)getpwuid_r((uid_t)id, &pw, buf, 65536, &pres);
-	else
-		(void)getpwnam_r(cf->user, &pw, buf, 65536, &pres);
-	if (pres == NULL) {
-		log_error("[pgq] user = %s: no such user", cf->user);
-		goto out;
+	if (ids_user_lookup(cf->user, &u, why, sizeof(why)) == -1) {
+		log_error("[pgq] user = %s: %s", cf->user, why);
+		return -1;
 	}
-	*uid = pw.pw_uid;
-	*gid = pw.pw_gid;
-	*name = xstrdup(pw.pw_name);
-	if (cf->group[0] != '\0') {
-		if (numeric_id(cf->group, &id))
-			(void)getgrgid_r((gid_t)id, &gr, buf, 65536, &gres);
-		else
-			(void)getgrnam_r(cf->group, &gr, buf, 65536, &gres);
-		if (gres == NULL) {
-			log_error("[pgq] group = %s: no such group", cf->group);
-			free(*name);
-			*name = NULL;
-			goto out;
-		}
-		*gid = gr.gr_gid;
+	*uid = u.uid;
+	*gid = u.gid;
+	if (cf->group[0] != '\0' &&
+	    ids_group_lookup(cf->group, gid, why, sizeof(why)) == -1) {
+		log_error("[pgq] group = %s: %s", cf->group, why);
+		ids_user_clear(&u);
+		return -1;
 	}
-	rc = 0;
-out:
-	free(buf);
-	return rc;
+	*name = xstrdup(u.name);
+	ids_user_clear(&u);
+	return 0;
 }
 
 int
@@ -179,7 +144,7 @@ privs_drop(const struct conf *cf)
 	gid_t gid, *groups = NULL;
 	uid_t uid;
 	char *name = NULL;
-	int n = 32, rc = -1;
+	int n = 0, rc = -1;
 
 	if (cf->user[0] == '\0' || geteuid() != 0)
 		return 0; /* nothing to drop; privs_check vetted the rest */
@@ -190,23 +155,9 @@ privs_drop(const struct conf *cf)
 		groups = xcalloc(1, sizeof(*groups));
 		groups[0] = gid;
 		n = 1;
-	} else {
-		for (;;) {
-			int got = n;
-
-			groups = xrealloc(groups, (size_t)n, sizeof(*groups));
-			if (getgrouplist(name, gid, groups, &got) != -1) {
-				n = got;
-				break;
-			}
-			if (got <= n || got > 65536) {
-				log_error("[pgq] user = %s: cannot list its "
-					  "groups",
-					  cf->user);
-				goto out;
-			}
-			n = got;
-		}
+	} else if (ids_group_list(name, gid, &groups, &n) == -1) {
+		log_error("[pgq] user = %s: cannot list its groups", cf->user);
+		goto out;
 	}
 	/* Groups first: once the uid is gone they can no longer change. */
 	if (setgroups((size_t)n, groups) == -1) {

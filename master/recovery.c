@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "common/log.h"
+#include "common/traceback.h"
 #include "master/master_int.h"
 
 struct recovery {
@@ -23,61 +23,28 @@ struct recovery {
 	char *traceback; /* the JSON cause */
 };
 
-char *
-master_text_array(const char *const *v, size_t n)
-{
-	size_t len = 3;
-	char *out, *p;
-
-	for (size_t i = 0; i < n; i++)
-		len += 2 * strlen(v[i]) + 3;
-	out = xmalloc(len);
-	p = out;
-	*p++ = '{';
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			*p++ = ',';
-		*p++ = '"';
-		for (const char *c = v[i]; *c != '\0'; c++) {
-			if (*c == '"' || *c == '\\')
-				*p++ = '\\';
-			*p++ = *c;
-		}
-		*p++ = '"';
-	}
-	*p++ = '}';
-	*p = '\0';
-	return out;
-}
-
-/* PgQueuer's traceback object; SQL_RECOVER adds job_id per row. */
+/*
+ * PgQueuer's traceback object; SQL_RECOVER replaces the job_id (0 here) by
+ * each row's.
+ */
 static char *
 recovery_traceback(const char *type, const char *cause, unsigned slot, long pid,
 		   const char *owner)
 {
-	char ts[64], msg[256];
-	struct timespec now;
-	struct tm tm;
+	char msg[256];
 	json_t *o;
-	char *text;
+	char *ctx, *text;
 
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%06ld+00:00",
-		 now.tv_nsec / 1000);
 	snprintf(msg, sizeof(msg), "worker %u (pid %ld) %s", slot, pid, cause);
-	o = json_pack(
-		"{s:s, s:s, s:s, s:s, s:{s:i, s:I, s:s, s:s}}", "timestamp", ts,
-		"exception_type", type, "exception_message", msg, "traceback",
-		"", "additional_context", "slot", (int)slot, "pid",
-		(json_int_t)pid, "queue_manager_id", owner, "cause", cause);
-	if (o == NULL)
-		fatalx("recovery: cannot build the traceback");
-	text = json_dumps(o, JSON_COMPACT);
+	o = json_pack("{s:i, s:I, s:s, s:s}", "slot", (int)slot, "pid",
+		      (json_int_t)pid, "queue_manager_id", owner, "cause",
+		      cause);
+	ctx = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	if (text == NULL)
-		fatalx("recovery: out of memory");
+	if (ctx == NULL)
+		fatalx("recovery: cannot build the traceback");
+	text = traceback_json(0, type, msg, "", ctx);
+	free(ctx);
 	return text;
 }
 
@@ -155,10 +122,10 @@ recovery_send(struct master *m, const char *owner, const char *traceback)
 		holds[i] = ep->on_failure == CONF_ON_FAILURE_HOLD ? "true"
 								  : "false";
 	}
-	a_names = master_text_array(names, cf->nentrypoints);
-	a_attempts = master_text_array((const char *const *)attempts,
-				       cf->nentrypoints);
-	a_holds = master_text_array(holds, cf->nentrypoints);
+	a_names = text_array_literal(names, cf->nentrypoints);
+	a_attempts = text_array_literal((const char *const *)attempts,
+					cf->nentrypoints);
+	a_holds = text_array_literal(holds, cf->nentrypoints);
 	r = xcalloc(1, sizeof(*r));
 	r->m = m;
 	snprintf(r->owner, sizeof(r->owner), "%s", owner);
@@ -248,7 +215,7 @@ master_entrypoints_array(const struct conf *cf)
 
 	for (size_t i = 0; i < cf->nentrypoints; i++)
 		names[i] = cf->entrypoints[i].name;
-	out = master_text_array(names, cf->nentrypoints);
+	out = text_array_literal(names, cf->nentrypoints);
 	free(names);
 	return out;
 }

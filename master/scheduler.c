@@ -153,8 +153,8 @@ set_new(const struct conf *cf)
 		ex[i] = set->v[i].expression;
 		ep[i] = set->v[i].entrypoint;
 	}
-	set->expressions = master_text_array(ex, set->n);
-	set->entrypoints = master_text_array(ep, set->n);
+	set->expressions = text_array_literal(ex, set->n);
+	set->entrypoints = text_array_literal(ep, set->n);
 	free(ex);
 	free(ep);
 	set->refs = 1;

@@ -148,8 +148,6 @@ static void PGQ_NORETURN
 slot_child(struct slot *s, int chan_fd, int master_fd)
 {
 	struct master *m = s->m;
-	struct sigaction sa;
-	sigset_t none;
 	int status;
 
 	close(master_fd);
@@ -166,13 +164,7 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	 * the master's pipe).
 	 */
 	signals_stop(m);
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sig_reset(NULL, 0);
 	slot_child_log(m->cf);
 	master_title_set("worker %u", s->index);
 	status = worker_main(m->cf, s->index, chan_fd);

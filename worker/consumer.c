@@ -14,12 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <jansson.h>
 
 #include "common/common.h"
 #include "common/log.h"
+#include "common/traceback.h"
 #include "driver/driver.h"
 #include "lib/lib.h"
 #include "sql/sql.h"
@@ -202,122 +200,14 @@ consumer_log(const struct pgq_consumer *c, enum log_level level,
 
 /* ---- text helpers ---- */
 
-/* A text array literal of n strings (NULL elements allowed). */
-static char *
-array_literal(const char *const *v, size_t n)
-{
-	struct strbuf b = {NULL, 0, 0};
-
-	strbuf_str(&b, "{");
-	for (size_t i = 0; i < n; i++) {
-		if (i > 0)
-			strbuf_str(&b, ",");
-		strbuf_array_elem(&b, v[i]);
-	}
-	strbuf_str(&b, "}");
-	return b.p;
-}
-
-/* Length of the valid UTF-8 sequence at s (of n bytes), 0 if invalid. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t len;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0; /* overlong */
-	else if (s[0] == 0xed)
-		hi = 0x9f; /* surrogates */
-	else if (s[0] == 0xf0)
-		lo = 0x90; /* overlong */
-	else if (s[0] == 0xf4)
-		hi = 0x8f; /* above U+10FFFF */
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return len;
-}
-
-/*
- * A JSON string of arbitrary bytes: jansson refuses invalid UTF-8 (a stderr
- * tail may start inside a character), so such bytes become '?'.
- */
-static json_t *
-json_text(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
-	size_t n = strlen((const char *)p), o = 0;
-	char *clean = xmalloc(n + 1);
-	json_t *j;
-
-	for (size_t i = 0; i < n;) {
-		size_t len = utf8_seq(p + i, n - i);
-
-		if (len == 0) {
-			clean[o++] = '?';
-			i++;
-			continue;
-		}
-		memcpy(clean + o, p + i, len);
-		o += len;
-		i += len;
-	}
-	clean[o] = '\0';
-	j = json_stringn(clean, o);
-	free(clean);
-	return j != NULL ? j : json_string("");
-}
-
-/*
- * PgQueuer's traceback object: job_id, timestamp, exception_type,
- * exception_message, traceback, additional_context.
- */
+/* PgQueuer's traceback object for job j (common/traceback.h). */
 static char *
 consumer_traceback(const struct consumer_job *j, const char *type,
 		   const char *message, const char *traceback,
 		   const char *context_json)
 {
-	json_t *o = json_object(), *ctx = NULL;
-	struct timespec ts;
-	struct tm tm;
-	char stamp[64], frac[32];
-	char *s;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(frac, sizeof(frac), ".%06ld+00:00", ts.tv_nsec / 1000);
-	strncat(stamp, frac, sizeof(stamp) - strlen(stamp) - 1);
-	if (context_json != NULL) {
-		ctx = json_loads(context_json, 0, NULL);
-		if (ctx == NULL)
-			ctx = json_text(context_json);
-	}
-	json_object_set_new(o, "job_id", json_integer(j->job.id));
-	json_object_set_new(o, "timestamp", json_string(stamp));
-	json_object_set_new(o, "exception_type", json_text(type));
-	json_object_set_new(o, "exception_message", json_text(message));
-	json_object_set_new(o, "traceback", json_text(traceback));
-	json_object_set_new(o, "additional_context",
-			    ctx != NULL ? ctx : json_null());
-	s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (s == NULL)
-		fatalx("cannot encode a traceback: out of memory");
-	return s;
+	return traceback_json(j->job.id, type, message, traceback,
+			      context_json);
 }
 
 /* ---- outcomes ---- */
@@ -512,8 +402,8 @@ complete_params_init(struct pgq_consumer *c, struct complete_params *cp)
 	struct outcome_list *l = &c->complete;
 
 	cp->ids = int64_array_literal(l->ids, l->n);
-	cp->sts = array_literal(l->status, l->n);
-	cp->tbs = array_literal((const char *const *)l->traceback, l->n);
+	cp->sts = text_array_literal(l->status, l->n);
+	cp->tbs = text_array_literal((const char *const *)l->traceback, l->n);
 	cp->values[0] = c->qmid;
 	cp->values[1] = cp->ids;
 	cp->values[2] = cp->sts;
@@ -578,9 +468,10 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 				l->status[i] == CONSUMER_RELEASED ? "0" : "1";
 		}
 		ids = int64_array_literal(l->ids, l->n);
-		arr2 = array_literal((const char *const *)delays, l->n);
-		arr3 = array_literal((const char *const *)l->traceback, l->n);
-		arr5 = array_literal(added, l->n);
+		arr2 = text_array_literal((const char *const *)delays, l->n);
+		arr3 = text_array_literal((const char *const *)l->traceback,
+					  l->n);
+		arr5 = text_array_literal(added, l->n);
 		for (size_t i = 0; i < l->n; i++)
 			free(delays[i]);
 		free(delays);
@@ -603,7 +494,8 @@ consumer_flush(struct pgq_consumer *c, bool with_complete,
 	l = &c->hold;
 	if (l->n > 0) {
 		ids = int64_array_literal(l->ids, l->n);
-		arr3 = array_literal((const char *const *)l->traceback, l->n);
+		arr3 = text_array_literal((const char *const *)l->traceback,
+					  l->n);
 		values[0] = c->qmid;
 		values[1] = ids;
 		values[2] = arr3;
@@ -1610,7 +1502,7 @@ consumer_add(struct pgq_consumer *c, const char *entrypoint, struct handler *h,
 		if (!c->eps[i].limited)
 			names[c->nfree++] = c->eps[i].name;
 	free(c->ep_array);
-	c->ep_array = array_literal(names, c->nfree);
+	c->ep_array = text_array_literal(names, c->nfree);
 	free(names);
 	return 0;
 fail:

@@ -104,7 +104,7 @@ builtin_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	b->running = false;
 	if (b->timed_out) {
-		handler_format_ms(b->h.timeout_ms, dur, sizeof(dur));
+		format_duration_ms(b->h.timeout_ms, dur, sizeof(dur));
 		snprintf(msg, sizeof(msg), "timeout after %s", dur);
 		builtin_result(b->done, b->done_arg, PGQ_OUTCOME_RETRY,
 			       "Timeout", msg);

@@ -3,18 +3,14 @@
  * process group of its own so a timeout can stop everything it started. The
  * payload goes to its stdin and its output is read on the loop, never
  * blocking the worker; only the newest bytes of each stream are kept. The
- * child gets its limits, user and a scrubbed environment before the exec;
- * its resource usage goes into the job's log row.
+ * child takes on its limits, user and environment (worker/isolate.c) before
+ * the exec; its resource usage goes into the job's log row.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,21 +31,6 @@ struct tailbuf {
 	char *p; /* cap + 1 bytes, NUL-terminated */
 	size_t cap, len;
 	uint64_t total; /* bytes seen */
-};
-
-/* Set in the child before the exec; resolved when the handler is set up. */
-struct command_identity {
-	struct rlimit as, cpu, nofile;
-	bool set_as, set_cpu, set_nofile;
-	bool set_groups; /* setgroups(ngroups, groups): we are root */
-	bool set_gid, set_uid;
-	gid_t gid;
-	uid_t uid;
-	gid_t *groups;
-	int ngroups;
-	char *user; /* the user's name and home for the environment, or NULL */
-	char *home;
-	char **pass_env; /* names passed on, NULL-terminated, or NULL */
 };
 
 struct handler_command {
@@ -183,60 +164,16 @@ group_alive(pid_t pgid)
 	return alive;
 }
 
-/* In the child: says why it cannot run the program, and exits 126. */
-static void PGQ_NORETURN
-command_child_fail(const char *what, const char *arg, int e)
-{
-	char msg[512];
-	int n;
-
-	n = snprintf(msg, sizeof(msg), "pgq: cannot %s%s: %s\n", what, arg,
-		     strerror(e));
-	if (n > 0)
-		(void)!write(2, msg, (size_t)n);
-	_exit(126);
-}
-
-/* In the child: limits, then groups, group and user, in that order (a
- * process that dropped root could no longer change its groups). */
-static void
-command_child_identity(const struct command_identity *id)
-{
-	if (id->set_as && setrlimit(RLIMIT_AS, &id->as) == -1)
-		command_child_fail("set ", "rlimit_as", errno);
-	if (id->set_cpu && setrlimit(RLIMIT_CPU, &id->cpu) == -1)
-		command_child_fail("set ", "rlimit_cpu", errno);
-	if (id->set_nofile && setrlimit(RLIMIT_NOFILE, &id->nofile) == -1)
-		command_child_fail("set ", "rlimit_nofile", errno);
-	if (id->set_groups &&
-	    setgroups((size_t)id->ngroups,
-		      id->ngroups > 0 ? id->groups : NULL) == -1)
-		command_child_fail("set ", "supplementary groups", errno);
-	if (id->set_gid && setgid(id->gid) == -1)
-		command_child_fail("switch to ", "the group", errno);
-	if (id->set_uid && setuid(id->uid) == -1)
-		command_child_fail("switch to user ",
-				   id->user != NULL ? id->user : "?", errno);
-}
-
 /* Runs in the child: never returns. */
 static void PGQ_NORETURN
 command_child(const struct command_identity *id, int in_r, int out_w, int err_w,
 	      const char *path, char *const argv[], char *const envp[])
 {
-	struct sigaction sa;
-	sigset_t none;
 	int fds[3] = {in_r, out_w, err_w};
 	char msg[512];
 	int n, e;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	sig_reset(NULL, 0);
 	(void)setpgid(0, 0);
 	/* Lift the ends above 2 first so no dup2 clobbers another end. */
 	for (int i = 0; i < 3; i++) {
@@ -254,7 +191,7 @@ command_child(const struct command_identity *id, int in_r, int out_w, int err_w,
 			(void)close((int)fd);
 	}
 	/* Its errors go to the job's stderr, which is the pipe by now. */
-	command_child_identity(id);
+	isolate_apply(id);
 	execve(path, argv, envp);
 	e = errno;
 	n = snprintf(msg, sizeof(msg), "pgq: cannot execute %s: %s\n", path,
@@ -288,71 +225,6 @@ command_resolve(const char *prog)
 		free(cand);
 	}
 	return NULL;
-}
-
-/* True when env (n entries) already sets name. */
-static bool
-env_has(char *const *env, size_t n, const char *name)
-{
-	size_t len = strlen(name);
-
-	for (size_t i = 0; i < n; i++)
-		if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
-			return true;
-	return false;
-}
-
-/*
- * The child's whole environment: the job as PGQ_*, the few variables a
- * program needs to behave, its user's HOME, USER and LOGNAME when it runs as
- * another user, and what pass_env lists. Anything else the worker has
- * (PGPASSWORD, the DSN, the master's settings) stays out.
- */
-static char **
-command_env(const struct handler_command *c, const struct pgq_job *job)
-{
-	static const char *const keep[] = {"PATH", "HOME", "LANG", "TZ"};
-	const struct command_identity *id = &c->id;
-	size_t npass = 0, n = 0;
-	char **env;
-
-	while (id->pass_env != NULL && id->pass_env[npass] != NULL)
-		npass++;
-	env = xcalloc(16 + npass, sizeof(*env));
-	if (id->user != NULL) {
-		env[n++] = xasprintf("HOME=%s", id->home);
-		env[n++] = xasprintf("USER=%s", id->user);
-		env[n++] = xasprintf("LOGNAME=%s", id->user);
-	}
-
-	env[n++] = xasprintf("PGQ_JOB_ID=%lld", (long long)job->id);
-	env[n++] = xasprintf("PGQ_ENTRYPOINT=%s", job->entrypoint);
-	env[n++] = xasprintf("PGQ_PRIORITY=%d", (int)job->priority);
-	env[n++] = xasprintf("PGQ_ATTEMPTS=%d", (int)job->attempts);
-	env[n++] =
-		xasprintf("PGQ_HEADERS=%s",
-			  job->headers_json != NULL ? job->headers_json : "");
-	if (job->queue_manager_id != NULL)
-		env[n++] = xasprintf("PGQ_QUEUE_MANAGER_ID=%s",
-				     job->queue_manager_id);
-	for (size_t i = 0; i < PGQ_NELEM(keep); i++) {
-		const char *v = getenv(keep[i]);
-
-		if (env_has(env, n, keep[i]))
-			continue;
-		if (v != NULL)
-			env[n++] = xasprintf("%s=%s", keep[i], v);
-		else if (strcmp(keep[i], "PATH") == 0)
-			env[n++] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
-	}
-	for (size_t i = 0; i < npass; i++) {
-		const char *v = getenv(id->pass_env[i]);
-
-		if (v != NULL && !env_has(env, n, id->pass_env[i]))
-			env[n++] = xasprintf("%s=%s", id->pass_env[i], v);
-	}
-	env[n] = NULL;
-	return env;
 }
 
 static void
@@ -474,7 +346,7 @@ command_finish(struct handler_command *c)
 	} else if (c->timed_out) {
 		/* Transient by nature: retried while attempts remain. */
 		r.outcome = PGQ_OUTCOME_RETRY;
-		handler_format_ms(c->h.timeout_ms, dur, sizeof(dur));
+		format_duration_ms(c->h.timeout_ms, dur, sizeof(dur));
 		snprintf(r.res.exception_type, sizeof(r.res.exception_type),
 			 "Timeout");
 		snprintf(r.res.message, sizeof(r.res.message),
@@ -718,7 +590,7 @@ command_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	handler_format_ms(c->h.timeout_ms, dur, sizeof(dur));
+	format_duration_ms(c->h.timeout_ms, dur, sizeof(dur));
 	log_warnx("job=%lld: command timed out after %s: sending SIGTERM to "
 		  "its process group",
 		  (long long)c->job->id, dur);
@@ -766,7 +638,7 @@ command_start(struct handler *h, struct ev_loop *loop,
 		command_fail_start(done, arg, why);
 		goto out;
 	}
-	env = command_env(c, job);
+	env = isolate_env(&c->id, job);
 	/*
 	 * Until the child has reset its dispositions, a signal for its group
 	 * (an abort right after the start) would run our handlers in it:
@@ -885,10 +757,7 @@ command_free(struct handler *h)
 		command_stop_watchers(c);
 	}
 	strv_free(c->argv);
-	free(c->id.groups);
-	free(c->id.user);
-	free(c->id.home);
-	strv_free(c->id.pass_env);
+	isolate_clear(&c->id);
 	free(c->out.p);
 	free(c->err.p);
 	free(c);
@@ -923,177 +792,13 @@ handler_command_new(const char *const *argv, uint64_t timeout_ms,
 	return &c->h;
 }
 
-/* A numeric id for a name that is all digits; false otherwise. */
-static bool
-numeric_id(const char *v, unsigned *out)
-{
-	unsigned long n;
-	char *end;
-
-	if (!isdigit((unsigned char)v[0]))
-		return false;
-	errno = 0;
-	n = strtoul(v, &end, 10);
-	if (*end != '\0' || errno != 0 || n > UINT_MAX)
-		return false;
-	*out = (unsigned)n;
-	return true;
-}
-
-/* The passwd entry of a name or numeric id into *pw (strings in *buf, which
- * the caller frees); -1 when there is none. */
-static int
-lookup_user(const char *v, struct passwd *pw, char **buf)
-{
-	struct passwd *res = NULL;
-	size_t size = 1024;
-	unsigned id;
-	int e;
-
-	for (;;) {
-		*buf = xrealloc(*buf, size, 1);
-		if (numeric_id(v, &id))
-			e = getpwuid_r((uid_t)id, pw, *buf, size, &res);
-		else
-			e = getpwnam_r(v, pw, *buf, size, &res);
-		if (e != ERANGE || size >= ((size_t)1 << 20))
-			break;
-		size *= 2;
-	}
-	return e == 0 && res != NULL ? 0 : -1;
-}
-
-static int
-lookup_group(const char *v, gid_t *gid)
-{
-	struct group gr, *res = NULL;
-	size_t size = 4096;
-	char *buf = NULL;
-	unsigned id;
-	int e;
-
-	for (;;) {
-		buf = xrealloc(buf, size, 1);
-		if (numeric_id(v, &id))
-			e = getgrgid_r((gid_t)id, &gr, buf, size, &res);
-		else
-			e = getgrnam_r(v, &gr, buf, size, &res);
-		if (e != ERANGE || size >= ((size_t)1 << 22))
-			break;
-		size *= 2;
-	}
-	if (e == 0 && res != NULL)
-		*gid = gr.gr_gid;
-	free(buf);
-	return e == 0 && res != NULL ? 0 : -1;
-}
-
-/* The words of a blank-separated list, NULL-terminated; NULL when none. */
-static char **
-split_words(const char *s)
-{
-	char **v = NULL;
-	size_t n = 0;
-
-	while (s != NULL && *s != '\0') {
-		size_t len;
-
-		while (*s == ' ' || *s == '\t')
-			s++;
-		len = strcspn(s, " \t");
-		if (len == 0)
-			break;
-		v = xrealloc(v, n + 2, sizeof(*v));
-		v[n++] = xstrndup(s, len);
-		v[n] = NULL;
-		s += len;
-	}
-	return v;
-}
-
-static void
-rlimit_value(struct rlimit *rl, uint64_t v)
-{
-	rl->rlim_cur = rl->rlim_max =
-		v >= (uint64_t)RLIM_INFINITY ? RLIM_INFINITY : (rlim_t)v;
-}
-
 int
 handler_command_isolate(struct handler *h, const struct command_isolation *iso,
 			char *errbuf, size_t errlen)
 {
 	struct handler_command *c = (struct handler_command *)h;
-	struct command_identity *id = &c->id;
-	bool have_user = iso->user != NULL && iso->user[0] != '\0';
-	bool have_group = iso->group != NULL && iso->group[0] != '\0';
-	char *buf = NULL;
-	int rc = -1;
 
-	id->set_as = iso->rlimit_as > 0;
-	rlimit_value(&id->as, iso->rlimit_as);
-	id->set_cpu = iso->rlimit_cpu_s > 0;
-	rlimit_value(&id->cpu, iso->rlimit_cpu_s);
-	id->set_nofile = iso->rlimit_nofile > 0;
-	rlimit_value(&id->nofile, iso->rlimit_nofile);
-	if (have_user) {
-		struct passwd pw;
-
-		if (lookup_user(iso->user, &pw, &buf) == -1) {
-			snprintf(errbuf, errlen, "user %s: no such user",
-				 iso->user);
-			goto out;
-		}
-		id->set_uid = id->set_gid = true;
-		id->uid = pw.pw_uid;
-		id->gid = pw.pw_gid;
-		id->user = xstrdup(pw.pw_name);
-		id->home = xstrdup(pw.pw_dir);
-	}
-	if (have_group) {
-		if (lookup_group(iso->group, &id->gid) == -1) {
-			snprintf(errbuf, errlen, "group %s: no such group",
-				 iso->group);
-			goto out;
-		}
-		id->set_gid = true;
-	}
-	/* Only root may (and must, or it keeps its own) set the list. */
-	if (id->set_gid && geteuid() == 0) {
-		int n = 16;
-
-		id->set_groups = true;
-		if (id->user == NULL) {
-			id->groups = xcalloc(1, sizeof(*id->groups));
-			id->groups[0] = id->gid;
-			id->ngroups = 1;
-		} else {
-			for (;;) {
-				int got = n;
-
-				id->groups = xrealloc(id->groups, (size_t)n,
-						      sizeof(*id->groups));
-				if (getgrouplist(id->user, id->gid, id->groups,
-						 &got) != -1) {
-					id->ngroups = got;
-					break;
-				}
-				if (got <= n || got > 65536) {
-					snprintf(errbuf, errlen,
-						 "user %s: cannot list its "
-						 "groups",
-						 id->user);
-					goto out;
-				}
-				n = got;
-			}
-		}
-	}
-	strv_free(id->pass_env);
-	id->pass_env = split_words(iso->pass_env);
-	rc = 0;
-out:
-	free(buf);
-	return rc;
+	return isolate_resolve(&c->id, iso, errbuf, errlen);
 }
 
 const char *

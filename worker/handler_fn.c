@@ -25,15 +25,6 @@ handler_free(struct handler *h)
 }
 
 void
-handler_format_ms(uint64_t ms, char *buf, size_t len)
-{
-	if (ms % 1000 == 0)
-		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
-	else
-		snprintf(buf, len, "%llums", (unsigned long long)ms);
-}
-
-void
 handler_call_fn(pgq_handler_fn fn, void *resources, const struct pgq_job *job,
 		handler_done_fn done, void *arg)
 {

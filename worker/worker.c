@@ -554,30 +554,15 @@ worker_connect_cb(struct ev_loop *loop, ev_timer *t, int revents)
 static void
 worker_signals(void)
 {
-	struct sigaction sa;
-	sigset_t none;
-
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
 	/*
 	 * A handler's child that closes its stdin must not kill us. Terminal
 	 * signals go to the whole foreground group: the master decides what
 	 * they mean and tells us over the channel.
 	 */
-	sa.sa_handler = SIG_IGN;
-	(void)sigaction(SIGPIPE, &sa, NULL);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGQUIT, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
-	(void)sigaction(SIGTSTP, &sa, NULL);
-	(void)sigaction(SIGTTIN, &sa, NULL);
-	(void)sigaction(SIGTTOU, &sa, NULL);
-	(void)sigaction(SIGUSR1, &sa, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	static const int ignore[] = {SIGPIPE, SIGINT,  SIGQUIT, SIGHUP,
+				     SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1};
+
+	sig_reset(ignore, PGQ_NELEM(ignore));
 }
 
 static void

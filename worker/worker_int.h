@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 
 #include <ev.h>
 
@@ -120,6 +122,50 @@ int handler_command_isolate(struct handler *h,
 			    const struct command_isolation *iso, char *errbuf,
 			    size_t errlen) PGQ_WUR;
 
+/* ---- isolate.c: what a command's process becomes ---- */
+
+/* Set in the child before the exec; resolved when the handler is set up. */
+struct command_identity {
+	struct rlimit as, cpu, nofile;
+	bool set_as, set_cpu, set_nofile;
+	bool set_groups; /* setgroups(ngroups, groups): we are root */
+	bool set_gid, set_uid;
+	gid_t gid;
+	uid_t uid;
+	gid_t *groups;
+	int ngroups;
+	char *user; /* the user's name and home for the environment, or NULL */
+	char *home;
+	char **pass_env; /* names passed on, NULL-terminated, or NULL */
+};
+
+/*
+ * Resolves iso into id (zeroed or cleared before; what it held is freed):
+ * the limits, the user and group by common/ids.h's rule, the group list
+ * when we are root, the names pass_env lists. Returns 0, or -1 with the
+ * reason in errbuf ("user x: no such user").
+ */
+int isolate_resolve(struct command_identity *id,
+		    const struct command_isolation *iso, char *errbuf,
+		    size_t errlen) PGQ_WUR;
+/* Frees what id holds and zeroes it. */
+void isolate_clear(struct command_identity *id);
+/*
+ * In the forked child: limits, then groups, group and user, in that order
+ * (a process that dropped root could no longer change its groups). On a
+ * failure it writes why to stderr and exits 126.
+ */
+void isolate_apply(const struct command_identity *id);
+/*
+ * The child's whole environment, NULL-terminated (caller frees each string
+ * and the vector): the job as PGQ_*, the few variables a program needs to
+ * behave, its user's HOME, USER and LOGNAME when it runs as another user,
+ * and what pass_env lists. Anything else the worker has (PGPASSWORD, the
+ * DSN, the master's settings) stays out.
+ */
+char **isolate_env(const struct command_identity *id,
+		   const struct pgq_job *job);
+
 /* How much of a command's output is kept (the newest bytes). */
 #define HANDLER_STDERR_KEEP 4096
 #define HANDLER_STDOUT_KEEP 65536
@@ -140,9 +186,6 @@ int handler_command_pid(const struct handler *h);
  */
 struct handler *handler_builtin_new(const char *name, uint64_t default_sleep_ms,
 				    uint64_t timeout_ms);
-
-/* Formats a duration for messages: "2s", "1500ms". */
-void handler_format_ms(uint64_t ms, char *buf, size_t len);
 
 /* ---- the consumer engine ---- */
 

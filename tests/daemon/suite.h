@@ -22,6 +22,21 @@
 #define T_START_MS 20000
 #define T_EVENT_MS 15000
 
+/*
+ * A WHERE condition on pgqueuer_log: the row's traceback reads as PgQueuer's
+ * TracebackRecord (its six keys, its job's id, pydantic's UTC timestamp, an
+ * object as additional_context).
+ */
+#define SUITE_PGQUEUER_TRACEBACK                                               \
+	"(SELECT array_agg(k ORDER BY k) "                                     \
+	"FROM jsonb_object_keys(traceback) k) "                                \
+	"= ARRAY['additional_context', 'exception_message', "                  \
+	"'exception_type', 'job_id', 'timestamp', 'traceback'] "               \
+	"AND (traceback->>'job_id')::bigint = job_id "                         \
+	"AND traceback->>'timestamp' ~ "                                       \
+	"'^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{6})?Z$' "          \
+	"AND jsonb_typeof(traceback->'additional_context') = 'object'"
+
 static struct hd d;
 static PGconn *db;
 static char dsn[256];

@@ -459,6 +459,18 @@ Test(control, cancel_replace_kills_a_module_worker_and_ends_the_job_canceled)
 				      "AND status = 'canceled'",
 				      job),
 			 "Canceled");
+	/* The master's record reads as PgQueuer's TracebackRecord. */
+	cr_expect_eq(
+		harness_scalar(db,
+			       "SELECT count(*) FROM pgqueuer_log WHERE job_id "
+			       "= %lld AND status = 'canceled' "
+			       "AND " SUITE_PGQUEUER_TRACEBACK,
+			       job),
+		1, "%s",
+		harness_text(db,
+			     "SELECT traceback::text FROM pgqueuer_log WHERE "
+			     "job_id = %lld AND status = 'canceled'",
+			     job));
 	cr_expect_eq(harness_scalar(db,
 				    "SELECT count(*) FROM pgqueuer_log WHERE "
 				    "job_id = %lld AND status = 'queued'",

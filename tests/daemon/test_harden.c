@@ -2,7 +2,8 @@
  * Hardening of pgq-master as a process: the warning for a readable pgq.ini
  * that holds a password, the drop to [pgq] user (a command handler and the
  * master run as nobody), the refusal to run handlers as root unless allowed,
- * and a job over max_payload that the worker ends as PayloadTooLarge.
+ * a job over max_payload that the worker ends as PayloadTooLarge, and the
+ * LISTEN connection's choice of DSN and its password-free log lines.
  */
 #include "config.h"
 
@@ -298,5 +299,55 @@ Test(harden, max_payload_reaches_producers_and_the_worker_ends_bigger_jobs)
 	cr_assert_not_null(q, "%s", err.message);
 	cr_assert_eq(pgq_enqueue(q, &s, NULL, &err), 0, "%s", err.message);
 	pgq_free(q);
+	stop_cleanly();
+}
+
+Test(harden, an_empty_pgqueuer_dsn_counts_as_unset_for_the_listener_too)
+{
+	char pgdsn[512];
+
+	/*
+	 * The workers and the listener must both take PGDSN; the libpq
+	 * variables point nowhere, so "" would never connect.
+	 */
+	snprintf(pgdsn, sizeof(pgdsn), "host=%s port=%s dbname=%s",
+		 getenv("PGHOST"), getenv("PGPORT"), getenv("PGDATABASE"));
+	setenv("PGQUEUER_DSN", "", 1);
+	setenv("PGDSN", pgdsn, 1);
+	setenv("PGHOST", "/nonexistent-pgq-dir", 1);
+	unsetenv("PGPORT");
+	unsetenv("PGDATABASE");
+	write_ini_mode("", "", "[entrypoint noop]\nbuiltin = noop\n", 0600);
+	start_and_listen();
+	cr_assert(hd_count_log(&d, "worker 0: ready") > 0 ||
+			  hd_wait_log(&d, "worker 0: ready", T_START_MS),
+		  "%s", hd_read_log(&d));
+	stop_cleanly();
+}
+
+Test(harden, the_listener_logs_no_password)
+{
+	char *log, *line;
+	unsigned failed = 0;
+
+	/* libpq names the socket path, which here holds the password. */
+	write_ini_mode("host=/nonexistent-pgq-Sekrit77 port=5 "
+		       "password=Sekrit77 connect_timeout=2",
+		       "", "[entrypoint noop]\nbuiltin = noop\n", 0600);
+	hd_start(&d, NULL);
+	cr_assert(hd_wait_log(&d, "listen connection failed", T_START_MS), "%s",
+		  hd_read_log(&d));
+	log = hd_read_log(&d);
+	for (line = strtok(log, "\n"); line != NULL;
+	     line = strtok(NULL, "\n")) {
+		if (strstr(line, "listen connection failed") == NULL)
+			continue;
+		failed++;
+		cr_expect(strstr(line, "/nonexistent-pgq-***") != NULL, "%s",
+			  line);
+		cr_expect(strstr(line, "Sekrit77") == NULL, "%s", line);
+	}
+	free(log);
+	cr_expect(failed >= 1);
 	stop_cleanly();
 }

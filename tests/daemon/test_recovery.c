@@ -50,6 +50,20 @@ Test(recovery, a_worker_killed_mid_job_is_replaced_and_its_job_requeued)
 		1, "%s", hd_read_log(&d));
 	back_ms = hd_now_ms() - t0;
 	cr_assert_lt(back_ms, 1000, "job back after %llums", back_ms);
+	/* The record reads as PgQueuer's TracebackRecord. */
+	cr_expect_eq(
+		harness_scalar(db,
+			       "SELECT count(*) FROM pgqueuer_log WHERE job_id "
+			       "= %lld AND status = 'queued' AND "
+			       "traceback->>'exception_type' = 'WorkerDied' "
+			       "AND " SUITE_PGQUEUER_TRACEBACK,
+			       job),
+		1, "%s",
+		harness_text(db,
+			     "SELECT traceback::text FROM pgqueuer_log WHERE "
+			     "job_id = %lld AND status = 'queued' AND "
+			     "traceback IS NOT NULL",
+			     job));
 	cr_assert_eq(
 		harness_scalar(db,
 			       "SELECT attempts FROM pgqueuer WHERE id = %lld",

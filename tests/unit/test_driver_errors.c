@@ -1,10 +1,12 @@
 /*
  * Error classes from SQLSTATE, and the hints that go with them, for results
- * built on the client side (no server needed).
+ * built on the client side (no server needed); the choice of conninfo, the
+ * connect keywords and the password-free connection messages.
  */
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "driver/driver.h"
@@ -99,4 +101,87 @@ Test(driver_errors, a_dead_connection_gives_its_message)
 		  err.message);
 	cr_expect(err.message[strlen(err.message) - 1] != '\n');
 	PQfinish(c);
+}
+
+struct conninfo_case {
+	const char *given;	  /* driver_conninfo's argument */
+	const char *pgqueuer_dsn; /* NULL = unset */
+	const char *pgdsn;
+	const char *want;
+	const char *source; /* NULL = none */
+};
+
+static void
+setenv_or_unset(const char *name, const char *value)
+{
+	if (value == NULL)
+		unsetenv(name);
+	else
+		setenv(name, value, 1);
+}
+
+Test(driver_conn, an_empty_variable_counts_as_unset)
+{
+	static const struct conninfo_case cases[] = {
+		{"dbname=x", "dbname=q", "dbname=p", "dbname=x", NULL},
+		{"", "dbname=q", "dbname=p", "", NULL},
+		{NULL, "dbname=q", "dbname=p", "dbname=q", "PGQUEUER_DSN"},
+		{NULL, "", "dbname=p", "dbname=p", "PGDSN"},
+		{NULL, NULL, "dbname=p", "dbname=p", "PGDSN"},
+		{NULL, "", "", "", NULL},
+		{NULL, NULL, NULL, "", NULL},
+	};
+
+	for (size_t i = 0; i < PGQ_NELEM(cases); i++) {
+		const struct conninfo_case *c = &cases[i];
+		const char *source = "junk";
+
+		setenv_or_unset("PGQUEUER_DSN", c->pgqueuer_dsn);
+		setenv_or_unset("PGDSN", c->pgdsn);
+		cr_expect_str_eq(driver_conninfo(c->given, &source), c->want,
+				 "case %zu", i);
+		if (c->source == NULL)
+			cr_expect_null(source, "case %zu", i);
+		else
+			cr_expect_str_eq(source, c->source, "case %zu", i);
+	}
+}
+
+Test(driver_conn, the_callers_conninfo_comes_last_and_wins)
+{
+	struct driver_params p;
+	size_t n = 0;
+
+	driver_params_init(&p, "keepalives_idle=5 dbname=q", "pgq-master");
+	while (p.keys[n] != NULL)
+		n++;
+	cr_assert_eq(n, DRIVER_PARAMS_MAX - 1);
+	cr_expect_null(p.values[n]);
+	cr_expect_str_eq(p.keys[n - 1], "dbname");
+	cr_expect_str_eq(p.values[n - 1], "keepalives_idle=5 dbname=q");
+	cr_expect_str_eq(p.keys[n - 2], "fallback_application_name");
+	cr_expect_str_eq(p.values[n - 2], "pgq-master");
+	cr_expect_str_eq(p.keys[0], "keepalives");
+	cr_expect_str_eq(p.values[0], "1");
+}
+
+Test(driver_conn, connection_messages_hide_the_password)
+{
+	PGconn *conn;
+	char msg[512];
+
+	/* libpq quotes the socket path, which here holds the password. */
+	conn = PQconnectdb("host=/nonexistent-pgq-Sekrit_Pw_9 port=5 "
+			   "password=Sekrit_Pw_9");
+	cr_assert_not_null(conn);
+	cr_assert_eq(PQstatus(conn), CONNECTION_BAD);
+	cr_assert(strstr(PQerrorMessage(conn), "Sekrit_Pw_9") != NULL,
+		  "libpq no longer names the path: %s", PQerrorMessage(conn));
+	driver_conn_message(conn, msg, sizeof(msg));
+	cr_expect(strstr(msg, "Sekrit_Pw_9") == NULL, "%s", msg);
+	cr_expect(strstr(msg, "/nonexistent-pgq-***") != NULL, "%s", msg);
+	cr_expect(strchr(msg, '\n') == NULL, "%s", msg);
+	PQfinish(conn);
+	driver_conn_message(NULL, msg, sizeof(msg));
+	cr_expect_str_eq(msg, "");
 }
