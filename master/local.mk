@@ -1,7 +1,4 @@
-# master/: pgq-master, the prefork worker manager. title.c is in the daemon
-# library so that the worker side can set its process title too.
-libpgq_daemon_la_SOURCES += master/master.h master/title.c
-
+# master/: pgq-master, the prefork worker manager.
 sbin_PROGRAMS += pgq-master
 pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
 	master/listener.c master/wake.c master/heartbeat.c master/recovery.c \

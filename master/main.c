@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "master/master.h"
+#include "common/title.h"
 #include "master/master_int.h"
 
 static void
@@ -46,7 +46,7 @@ master_status(struct master *m)
 		live += m->slots[i]->pid != 0;
 		busy += m->slots[i]->state == SLOT_BUSY;
 	}
-	master_title_set("master");
+	title_set("master");
 	if (m->ready_sent)
 		master_notify("STATUS=workers=%u live=%u busy=%u pending=%u%s",
 			      m->nworkers, live, busy, m->pending_wakes,
@@ -96,7 +96,7 @@ master_run(struct master *m)
 	spawn_init(m);
 	heartbeat_start(m);
 	wake_start(m);
-	master_title_set("master");
+	title_set("master");
 	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
 		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
 	listener_start(m);
@@ -136,7 +136,7 @@ main(int argc, char **argv)
 	bool test = false, allow_root = false;
 	int ch, rc = 1;
 
-	master_title_init(argc, argv);
+	title_init(argc, argv);
 	log_init("pgq-master", LOG_LEVEL_INFO);
 	memset(&m, 0, sizeof(m));
 	while ((ch = getopt_long(argc, argv, "c:tnVh", longopts, NULL)) != -1) {

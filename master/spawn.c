@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "master/master.h"
+#include "common/title.h"
 #include "master/master_int.h"
 #include "worker/worker.h"
 
@@ -166,7 +166,7 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	signals_stop(m);
 	sig_reset(NULL, 0);
 	slot_child_log(m->cf);
-	master_title_set("worker %u", s->index);
+	title_set("worker %u", s->index);
 	status = worker_main(m->cf, s->index, chan_fd);
 	_exit(status & 0xff);
 }
