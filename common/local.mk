@@ -8,3 +8,5 @@ libpgq_daemon_la_SOURCES += common/channel.h common/channel.c \
 	common/ids.h common/ids.c
 # [schedule NAME]: the cron parser (conf validates with it, the master fires)
 libpgq_daemon_la_SOURCES += common/cron.h common/cron.c
+# Process titles: the master's and its workers'
+libpgq_daemon_la_SOURCES += common/title.h common/title.c

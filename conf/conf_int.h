@@ -184,9 +184,6 @@ struct conf_raw {
  */
 void conf_build(struct conf_raw *raw, struct conf *cf);
 
-/* Formats ms as the shortest exact duration: "100ms", "30s", "5m", "0". */
-void conf_format_ms(uint64_t ms, char *buf, size_t size);
-
 /* Levenshtein distance, capped: returns cap + 1 when larger than cap. */
 size_t conf_distance(const char *a, const char *b, size_t cap);
 

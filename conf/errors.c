@@ -148,34 +148,6 @@ conf_error_hint(struct conf_errors *errs, const char *file, unsigned line,
 	va_end(ap);
 }
 
-void
-conf_format_ms(uint64_t ms, char *buf, size_t size)
-{
-	static const struct {
-		uint64_t ms;
-		const char *unit;
-	} units[] = {
-		{86400000, "d"},
-		{3600000, "h"},
-		{60000, "m"},
-		{1000, "s"},
-	};
-
-	if (ms == 0) {
-		snprintf(buf, size, "0");
-		return;
-	}
-	for (size_t i = 0; i < PGQ_NELEM(units); i++) {
-		if (ms % units[i].ms == 0) {
-			snprintf(buf, size, "%llu%s",
-				 (unsigned long long)(ms / units[i].ms),
-				 units[i].unit);
-			return;
-		}
-	}
-	snprintf(buf, size, "%llums", (unsigned long long)ms);
-}
-
 size_t
 conf_distance(const char *a, const char *b, size_t cap)
 {

@@ -8,10 +8,8 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <grp.h>
 #include <limits.h>
 #include <math.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "common/ids.h"
 #include "conf/conf_int.h"
 
 /* The key's field in base, as its C type. */
@@ -140,47 +139,6 @@ check_file(const struct conf_value *v, const char *path, int mode)
 		return -1;
 	}
 	return 0;
-}
-
-/* A user name (or numeric id) the system knows, now. */
-static bool
-user_known(const char *v)
-{
-	char buf[4096], *end;
-	struct passwd pw, *res = NULL;
-	unsigned long id;
-
-	if (v[0] == '\0')
-		return false;
-	if (getpwnam_r(v, &pw, buf, sizeof(buf), &res) == 0 && res != NULL)
-		return true;
-	errno = 0;
-	id = strtoul(v, &end, 10);
-	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 ||
-	    id > UINT_MAX)
-		return false;
-	return getpwuid_r((uid_t)id, &pw, buf, sizeof(buf), &res) == 0 &&
-	       res != NULL;
-}
-
-static bool
-group_known(const char *v)
-{
-	char buf[16384], *end;
-	struct group gr, *res = NULL;
-	unsigned long id;
-
-	if (v[0] == '\0')
-		return false;
-	if (getgrnam_r(v, &gr, buf, sizeof(buf), &res) == 0 && res != NULL)
-		return true;
-	errno = 0;
-	id = strtoul(v, &end, 10);
-	if (!isdigit((unsigned char)v[0]) || *end != '\0' || errno != 0 ||
-	    id > UINT_MAX)
-		return false;
-	return getgrgid_r((gid_t)id, &gr, buf, sizeof(buf), &res) == 0 &&
-	       res != NULL;
 }
 
 /* One or more names matching ^[A-Za-z_][A-Za-z0-9_]*$, blank-separated. */
@@ -380,7 +338,8 @@ duration_validate(const struct conf_value *v, const void *base)
 
 	if (!low && ms <= (uint64_t)k->max)
 		return 0;
-	conf_format_ms((uint64_t)(low ? k->min : k->max), bound, sizeof(bound));
+	format_duration_ms((uint64_t)(low ? k->min : k->max), bound,
+			   sizeof(bound));
 	conf_value_error(v, NULL, "must be at %s %s", low ? "least" : "most",
 			 bound);
 	return -1;
@@ -391,7 +350,7 @@ duration_print(const struct conf_key *k, const void *base)
 {
 	char buf[32];
 
-	conf_format_ms(CFIELD(uint64_t, base, k), buf, sizeof(buf));
+	format_duration_ms(CFIELD(uint64_t, base, k), buf, sizeof(buf));
 	return xstrdup(buf);
 }
 
@@ -688,18 +647,22 @@ name_validate(const struct conf_value *v, const void *base)
 static int
 user_validate(const struct conf_value *v, const void *base)
 {
-	if (user_known(CFIELD(char *, base, v->key)))
+	char why[256];
+
+	if (ids_user_exists(CFIELD(char *, base, v->key), why, sizeof(why)))
 		return 0;
-	conf_value_error(v, NULL, "no such user");
+	conf_value_error(v, NULL, "%s", why);
 	return -1;
 }
 
 static int
 group_validate(const struct conf_value *v, const void *base)
 {
-	if (group_known(CFIELD(char *, base, v->key)))
+	char why[256];
+
+	if (ids_group_exists(CFIELD(char *, base, v->key), why, sizeof(why)))
 		return 0;
-	conf_value_error(v, NULL, "no such group");
+	conf_value_error(v, NULL, "%s", why);
 	return -1;
 }
 

@@ -15,15 +15,13 @@ static void
 heartbeat_done(struct driver_async *a, PGresult *res,
 	       const struct pgq_error *err, void *arg)
 {
-	struct master *m = arg;
-
 	(void)a;
+	(void)arg;
 	if (res == NULL)
 		log_warnx("heartbeat failed: %s",
 			  err != NULL ? err->message : "unknown");
 	else
 		log_debug("heartbeat refreshed rows=%s", PQcmdTuples(res));
-	master_check_exit(m);
 }
 
 static void
@@ -49,7 +47,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	array = text_array_literal(owners, n);
 	params[0] = array;
-	if (listener_query(m, SQL_HEARTBEAT, 1, params, heartbeat_done, m) ==
+	if (listener_query(m, SQL_HEARTBEAT, 1, params, heartbeat_done, NULL) ==
 	    -1)
 		log_debug("heartbeat skipped: not connected");
 	free(array);

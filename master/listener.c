@@ -1,10 +1,10 @@
 /*
- * The master's one connection: LISTEN on the queue's channel plus the small
- * statements of heartbeat, recovery and the due timer, all driven from the
- * loop so the master never blocks. The connection is opened with
- * PQconnectStartParams/PQconnectPoll; when it drops it is re-established
- * with backoff, and every idle worker is woken since notifications sent
- * meanwhile were lost.
+ * The master's one connection, as transport only: LISTEN on the queue's
+ * channel plus the small statements of heartbeat, recovery and the due
+ * timer, all driven from the loop so the master never blocks. The connection
+ * is opened with PQconnectStartParams/PQconnectPoll and re-established with
+ * backoff when it drops; each time LISTEN succeeds it says so through the
+ * callback master.c set, which decides what follows.
  */
 #include "config.h"
 
@@ -28,16 +28,13 @@ listener_retry(struct master *m)
 	uint64_t delay = driver_backoff_next_ms(&ls->backoff);
 
 	listener_teardown(m);
-	if (m->shutdown != SHUTDOWN_NONE) {
-		master_check_exit(m);
+	if (m->shutdown != SHUTDOWN_NONE)
 		return;
-	}
 	log_info("listen connection: retrying in %llums",
 		 (unsigned long long)delay);
 	ev_timer_stop(m->loop, &ls->conn_timer);
 	ev_timer_set(&ls->conn_timer, (double)delay / 1000.0, 0.0);
 	ev_timer_start(m->loop, &ls->conn_timer);
-	master_check_exit(m);
 }
 
 static void
@@ -112,27 +109,15 @@ listener_listen_done(struct driver_async *a, PGresult *res,
 			  err != NULL ? err->message : "unknown");
 		if (ls->async != NULL)
 			ev_idle_start(m->loop, &ls->lost_idle);
-		master_check_exit(m);
 		return;
 	}
 	ls->listening = true;
 	ls->ever_listened = true;
 	driver_backoff_reset(&ls->backoff);
-	log_info("listening channel=%s backend_pid=%d%s", m->names.channel,
-		 PQbackendPID(ls->conn), reconnect ? " (reconnected)" : "");
-	recovery_retry(m);
-	payload_sync(m, NULL);
-	/* Notifications sent while we were away are lost: look for work. */
-	if (reconnect)
-		wake_all(m, "reconnect");
-	wake_query_due(m, false);
-	if (!m->ready_sent && m->shutdown == SHUTDOWN_NONE) {
-		m->ready_sent = true;
-		master_notify("READY=1");
-		master_status(m);
-	}
-	/* A shutdown may have been waiting for this statement only. */
-	master_check_exit(m);
+	log_info("listening channel=%s backend_pid=%d%s",
+		 m->session.names.channel, PQbackendPID(ls->conn),
+		 reconnect ? " (reconnected)" : "");
+	ls->on_ready(m, reconnect);
 }
 
 static void
@@ -155,7 +140,7 @@ listener_connected(struct master *m)
 	ls->async = driver_async_new(m->loop, ls->conn, listener_on_notify,
 				     listener_on_lost, m);
 	if (ls->async == NULL ||
-	    !driver_listen_sql(m->names.channel, sql, sizeof(sql)) ||
+	    !driver_listen_sql(m->session.names.channel, sql, sizeof(sql)) ||
 	    driver_async_query(ls->async, sql, 0, NULL, listener_listen_done,
 			       m) == -1) {
 		log_warnx("listen connection: cannot start LISTEN");
@@ -257,11 +242,12 @@ listener_connect(struct master *m)
 }
 
 void
-listener_init(struct master *m)
+listener_init(struct master *m, listener_ready_fn on_ready)
 {
 	struct listener *ls = &m->ls;
 
 	memset(ls, 0, sizeof(*ls));
+	ls->on_ready = on_ready;
 	ev_init(&ls->conn_io, listener_io_cb);
 	ls->conn_io.data = m;
 	ev_init(&ls->conn_timer, listener_timer_cb);
@@ -296,8 +282,8 @@ listener_query(struct master *m, enum sql_stmt stmt, int nparams,
 {
 	if (!listener_ready(m))
 		return -1;
-	if (driver_async_query(m->ls.async, m->sql[stmt], nparams, values, done,
-			       arg) == -1) {
+	if (driver_async_query(m->ls.async, sql_session_text(&m->session, stmt),
+			       nparams, values, done, arg) == -1) {
 		log_warnx("cannot queue statement %s", sql_stmt_name(stmt));
 		return -1;
 	}

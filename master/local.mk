@@ -1,12 +1,9 @@
-# master/: pgq-master, the prefork worker manager. title.c is in the daemon
-# library so that the worker side can set its process title too.
-libpgq_daemon_la_SOURCES += master/master.h master/title.c
-
+# master/: pgq-master, the prefork worker manager.
 sbin_PROGRAMS += pgq-master
-pgq_master_SOURCES = master/master_int.h master/main.c master/spawn.c \
-	master/listener.c master/wake.c master/heartbeat.c master/recovery.c \
-	master/signals.c master/reload.c master/pidfile.c master/notify.c \
-	master/scheduler.c master/control.c master/privs.c \
+pgq_master_SOURCES = master/master_int.h master/main.c master/master.c \
+	master/slot.c master/listener.c master/wake.c master/heartbeat.c \
+	master/recovery.c master/signals.c master/reload.c master/pidfile.c \
+	master/sdnotify.c master/scheduler.c master/jobctl.c master/privs.c \
 	master/payload.c
 pgq_master_LDADD = libpgq_daemon.la libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "master/master.h"
+#include "common/title.h"
 #include "master/master_int.h"
 
 static void
@@ -37,86 +37,6 @@ usage(FILE *fp)
 		"TTIN/TTOU one worker more/fewer, USR1 reopen the log\n");
 }
 
-void
-master_status(struct master *m)
-{
-	unsigned live = 0, busy = 0;
-
-	for (unsigned i = 0; i < m->nslots; i++) {
-		live += m->slots[i]->pid != 0;
-		busy += m->slots[i]->state == SLOT_BUSY;
-	}
-	master_title_set("master");
-	if (m->ready_sent)
-		master_notify("STATUS=workers=%u live=%u busy=%u pending=%u%s",
-			      m->nworkers, live, busy, m->pending_wakes,
-			      m->shutdown != SHUTDOWN_NONE ? " stopping"
-			      : m->breaker_open		   ? " breaker-open"
-							   : "");
-}
-
-void
-master_check_exit(struct master *m)
-{
-	if (m->shutdown == SHUTDOWN_NONE)
-		return;
-	if (spawn_live(m) > 0 || listener_pending(m) > 0)
-		return;
-	ev_break(m->loop, EVBREAK_ALL);
-}
-
-static int
-master_render_sql(struct master *m)
-{
-	struct pgq_error err;
-
-	if (sql_names_init(&m->names, m->cf->prefix, m->cf->schema,
-			   m->cf->channel, &err) == -1) {
-		log_error("%s: %s", m->conf_path, err.message);
-		return -1;
-	}
-	m->sql = xcalloc(SQL_STMT_COUNT, sizeof(*m->sql));
-	for (int i = 0; i < SQL_STMT_COUNT; i++)
-		m->sql[i] = sql_stmt_render((enum sql_stmt)i, &m->names);
-	m->entrypoints_array = master_entrypoints_array(m->cf);
-	return 0;
-}
-
-static int
-master_run(struct master *m)
-{
-	m->loop = ev_loop_new(EVFLAG_AUTO);
-	if (m->loop == NULL) {
-		log_error("cannot create the event loop");
-		return 1;
-	}
-	signals_start(m);
-	listener_init(m);
-	wake_init(m);
-	spawn_init(m);
-	heartbeat_start(m);
-	wake_start(m);
-	master_title_set("master");
-	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
-		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
-	listener_start(m);
-	scheduler_start(m);
-	spawn_reconcile(m);
-	ev_run(m->loop, 0);
-
-	log_info("stopped exit=%d", m->exit_code);
-	heartbeat_stop(m);
-	wake_stop(m);
-	listener_stop(m);
-	scheduler_stop(m);
-	recovery_free(m);
-	signals_stop(m);
-	spawn_free(m);
-	ev_loop_destroy(m->loop);
-	m->loop = NULL;
-	return m->exit_code;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -136,7 +56,7 @@ main(int argc, char **argv)
 	bool test = false, allow_root = false;
 	int ch, rc = 1;
 
-	master_title_init(argc, argv);
+	title_init(argc, argv);
 	log_init("pgq-master", LOG_LEVEL_INFO);
 	memset(&m, 0, sizeof(m));
 	while ((ch = getopt_long(argc, argv, "c:tnVh", longopts, NULL)) != -1) {
@@ -196,7 +116,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	privs_check_conf_mode(m.cf, path);
-	if (master_render_sql(&m) == -1) {
+	if (master_prepare(&m) == -1) {
 		rc = MASTER_EX_CONFIG;
 		goto out;
 	}
@@ -214,12 +134,6 @@ main(int argc, char **argv)
 	rc = master_run(&m);
 	pidfile_remove();
 out:
-	if (m.sql != NULL) {
-		for (int i = 0; i < SQL_STMT_COUNT; i++)
-			free(m.sql[i]);
-		free(m.sql);
-	}
-	free(m.entrypoints_array);
-	conf_free(m.cf);
+	master_clear(&m);
 	return rc;
 }

@@ -1,7 +1,15 @@
 /*
  * Private to master/: the master's state (one struct master per process),
  * the slot table of workers, and the functions each master/ file offers the
- * others. Everything runs on one libev loop in one thread.
+ * others. Everything runs on one libev loop in one thread. The files:
+ *   main.c       options, the INI file, privileges, pidfile; then master_run
+ *   master.c     the cycle and its reactions: signals, shutdown, LISTEN ready
+ *   slot.c       the workers: fork, channel, reap, respawn, crash breaker
+ *   listener.c   the LISTEN connection (transport only)
+ *   wake.c       notifications to wakes; the due timer
+ *   jobctl.c     module job timeouts, cancellations, recycling
+ *   recovery.c heartbeat.c payload.c scheduler.c   statements the master runs
+ *   reload.c signals.c sdnotify.c pidfile.c privs.c
  */
 #ifndef PGQ_MASTER_INT_H
 #define PGQ_MASTER_INT_H
@@ -24,20 +32,30 @@
 #define MASTER_EX_USAGE	 64
 #define MASTER_EX_CONFIG 78
 
+/*
+ * A slot's state; slot_set_state (slot.c) is its only writer. What a slot
+ * was told or announced besides (stop_sent, recycling, kill) and whether a
+ * reload wants it replaced (replace) are facts about its process, not
+ * states: a recycling worker may still be told to shut down, a worker told
+ * to stop may then be killed, and a busy worker keeps working while marked
+ * for replacement.
+ */
 enum slot_state {
-	SLOT_EMPTY = 0, /* no process and none wanted (beyond `workers`) */
-	SLOT_WAITING,	/* wanted; respawn timer running */
-	SLOT_STARTING,	/* forked; no hello yet */
-	SLOT_IDLE,	/* said idle: waits for a wake */
-	SLOT_BUSY,	/* woken: claiming and running jobs */
-	SLOT_STOPPING,	/* sent shutdown/fast or killed: waiting for its exit */
-	SLOT_DISABLED,	/* exited 78 or held by the breaker: not respawned */
+	SLOT_EMPTY = 0,	    /* no process and none wanted (beyond `workers`) */
+	SLOT_WAITING,	    /* wanted; respawn timer running */
+	SLOT_STARTING,	    /* forked; no hello yet */
+	SLOT_IDLE,	    /* said idle: waits for a wake */
+	SLOT_BUSY,	    /* woken: claiming and running jobs */
+	SLOT_STOPPING,	    /* sent shutdown/fast, recycling or killed: waiting
+			       for its exit */
+	SLOT_CONFIG_FAILED, /* exited 78: not respawned until a reload */
+	SLOT_HELD,	    /* held by the crash breaker: not respawned */
 };
 
 /* Control messages that found the channel full wait here, never dropped. */
 #define SLOT_OUTQ_MAX 8
 
-/* Why the master killed a worker itself (control.c). */
+/* Why the master killed a worker itself (jobctl.c). */
 enum slot_kill {
 	SLOT_KILL_NONE = 0, /* it did not */
 	SLOT_KILL_TIMEOUT,  /* a module job ran past its timeout */
@@ -45,7 +63,7 @@ enum slot_kill {
 };
 
 /* Cancellations of jobs no worker was running, kept for their start. */
-#define CONTROL_CANCELED_MAX 256
+#define JOBCTL_CANCELED_MAX 256
 
 struct master;
 struct scheduler;
@@ -65,16 +83,17 @@ struct slot {
 	uint64_t backoff_ms;	 /* next respawn delay */
 	bool replace;		 /* reload: replace with the new conf */
 	bool stop_sent;		 /* shutdown or fast already sent */
-	bool disabled_first;	 /* exited 78 in its first generation */
 	int chan_fd;		 /* master's end of the channel, -1 if none */
 	ev_io chan_io;
 	ev_timer respawn_timer;
-	/* job control (control.c) */
+	/* job control (jobctl.c) */
 	ev_timer job_timer;	 /* the running module job's timeout */
 	int64_t timeout_job_id;	 /* the job job_timer is for */
 	uint64_t job_timeout_ms; /* its timeout, from CHAN_JOB_START */
 	enum slot_kill kill;	 /* set when the master killed it */
 	int64_t kill_job_id;	 /* the job it was killed for */
+	int64_t cancel_job_id;	 /* a cancel waiting for the channel's
+				    messages to be read first; 0 none */
 	bool recycling;		 /* said CHAN_RECYCLE: exits 0 after its
 				    jobs, replaced at once */
 	struct chan_msg outq[SLOT_OUTQ_MAX];
@@ -88,6 +107,9 @@ enum shutdown_level {
 	SHUTDOWN_IMMEDIATE, /* QUIT: SIGKILL, the master returns the jobs */
 };
 
+/* The LISTEN connection is listening (again): reconnect after a loss. */
+typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
+
 /* The master's one libpq connection: LISTEN plus small statements. */
 struct listener {
 	PGconn *conn;		    /* NULL while disconnected */
@@ -100,14 +122,19 @@ struct listener {
 	ev_idle lost_idle; /* tears down outside the driver's callback */
 	struct driver_backoff backoff;
 	PostgresPollingStatusType poll;
+	listener_ready_fn on_ready; /* set by master.c */
 };
 
 struct master {
 	struct ev_loop *loop;
 	struct conf *cf; /* current configuration, owned */
 	const char *conf_path;
-	struct sql_names names;
-	char **sql;		 /* rendered statements, SQL_STMT_COUNT */
+	/*
+	 * The statements' texts for the queue's names, rendered on first
+	 * use. Its connection stays NULL: the master sends its statements
+	 * unprepared through driver/async.c.
+	 */
+	struct sql_session session;
 	char *entrypoints_array; /* text[] literal of the entrypoint names */
 	bool drain;		 /* --drain */
 
@@ -130,8 +157,8 @@ struct master {
 	ev_timer heartbeat_timer;
 	struct listener ls;
 
-	/* ids canceled while no worker ran them: a ring (control.c) */
-	int64_t canceled[CONTROL_CANCELED_MAX];
+	/* ids canceled while no worker ran them: a ring (jobctl.c) */
+	int64_t canceled[JOBCTL_CANCELED_MAX];
 	unsigned canceled_head;
 	struct scheduler *sched; /* [schedule] and statistics, scheduler.c */
 
@@ -147,13 +174,33 @@ struct master {
 
 	enum shutdown_level shutdown;
 	ev_timer shutdown_timer;
-	bool ready_sent; /* READY=1 sent */
-	bool rolling;	 /* a reload replacement is in progress */
+	ev_prepare exit_check; /* after each round of events: done yet? */
+	bool ready_sent;       /* READY=1 sent */
+	bool rolling;	       /* a reload replacement is in progress */
 	int exit_code;
 
 	ev_signal sig_term, sig_int, sig_quit, sig_hup, sig_ttin, sig_ttou,
 		sig_usr1, sig_chld;
 };
+
+/* master.c: the cycle and the master's reactions to events */
+/*
+ * Renders what the master sends for m->cf (the statements' names, the
+ * entrypoints literal). Returns 0, or -1 after logging.
+ */
+int master_prepare(struct master *m) PGQ_WUR;
+/* Frees what master_prepare made and the configuration. */
+void master_clear(struct master *m);
+/* Runs the master until a shutdown completes; returns the exit code. */
+int master_run(struct master *m);
+/* A signal arrived (signals.c). */
+void master_signal(struct master *m, int sig);
+/* Raises the shutdown level (never lowers it) and acts on it. */
+void master_shutdown(struct master *m, enum shutdown_level level);
+/* The STATUS= line and the master's title. */
+void master_status(struct master *m);
+/* The text[] literal of cf's entrypoint names; caller frees. */
+char *master_entrypoints_array(const struct conf *cf);
 
 /* pidfile.c */
 int pidfile_create(const char *path) PGQ_WUR;
@@ -182,38 +229,46 @@ int privs_check(const struct conf *cf, const char *path,
  * root cannot be regained. 0, or -1 after logging. */
 int privs_drop(const struct conf *cf) PGQ_WUR;
 
-/* notify.c: sd_notify when NOTIFY_SOCKET is set; no-op otherwise */
-void master_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* sdnotify.c: sd_notify when NOTIFY_SOCKET is set; no-op otherwise */
+void sdnotify_send(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* signals.c */
+/* signals.c: the watchers; what a signal does is master_signal's */
 void signals_start(struct master *m);
+/* Also in a forked worker: takes the watchers out of libev's table. */
 void signals_stop(struct master *m);
 const char *signal_name(int sig);
-/* Raises the shutdown level (never lowers it) and acts on it. */
-void master_shutdown(struct master *m, enum shutdown_level level);
 
-/* spawn.c */
-void spawn_init(struct master *m);
-void spawn_free(struct master *m);
+/* slot.c: the slot table, the worker processes and their channels */
+void slots_init(struct master *m);
+void slots_free(struct master *m);
 /* Grows the slot table to n slots (never shrinks it). */
-void spawn_ensure_slots(struct master *m, unsigned n);
+void slots_ensure(struct master *m, unsigned n);
 /* Starts or retires workers so that slots [0, nworkers) are wanted. */
-void spawn_reconcile(struct master *m);
+void slots_reconcile(struct master *m);
 /* Reaps exited children (SIGCHLD). */
-void spawn_reap(struct master *m);
+void slots_reap(struct master *m);
+/* Number of slots with a live process. */
+unsigned slots_live(const struct master *m);
+/* Shutdown at level: tells or kills every live worker, drops the slots
+ * waiting to respawn. */
+void slots_stop(struct master *m, enum shutdown_level level);
+/* Reload: marks live workers for replacement and starts the first. */
+void slots_replace_all(struct master *m);
+/* Reload: forgets recorded crashes and backoffs, closes the breaker,
+ * re-enables held and failed slots. */
+void slots_forgive(struct master *m);
+/* The one writer of s->state; logs the transition (debug). */
+void slot_set_state(struct slot *s, enum slot_state st, const char *why);
+const char *slot_state_name(enum slot_state s);
 /* Sends a message to a worker; control messages queue when full. */
 void slot_send(struct slot *s, enum chan_type type, int64_t a);
-/* Handles what the worker has said so far (before acting on a stale view). */
+/* Handles what the worker has said so far (before acting on a stale view);
+ * for callbacks of the loop, never from inside another slot's handling. */
 void slot_poll(struct slot *s);
-/* Number of slots with a live process. */
-unsigned spawn_live(const struct master *m);
-/* SIGKILLs every live worker. */
-void spawn_kill_all(struct master *m);
-/* Reload: marks live workers for replacement and starts the first. */
-void spawn_replace_all(struct master *m);
-/* Reload: forgets recorded crashes, closes the breaker, re-enables slots. */
-void spawn_breaker_reset(struct master *m);
-const char *slot_state_name(enum slot_state s);
+/* True when the worker has said something not yet handled. */
+bool slot_has_input(const struct slot *s);
+/* SIGKILLs the worker (the slot is STOPPING until its exit). */
+void slot_kill(struct slot *s, const char *why);
 
 /* wake.c */
 void wake_init(struct master *m);
@@ -234,8 +289,9 @@ void wake_query_due(struct master *m, bool from_idle);
 /* poll_interval may have changed. */
 void wake_reconfigure(struct master *m);
 
-/* listener.c */
-void listener_init(struct master *m);
+/* listener.c: the LISTEN connection (transport only) */
+/* on_ready runs each time LISTEN succeeds. */
+void listener_init(struct master *m, listener_ready_fn on_ready);
 void listener_start(struct master *m);
 void listener_stop(struct master *m);
 /* True when statements can be sent now. */
@@ -252,8 +308,6 @@ void heartbeat_stop(struct master *m);
 void heartbeat_reconfigure(struct master *m);
 
 /* recovery.c: returns the jobs of a dead worker to the queue */
-/* The text[] literal of cf's entrypoint names; caller frees. */
-char *master_entrypoints_array(const struct conf *cf);
 void recovery_run(struct master *m, const char *owner, const char *cause,
 		  unsigned slot, long pid);
 /* The same with an exception_type other than "WorkerDied". */
@@ -270,35 +324,34 @@ void scheduler_reconfigure(struct master *m);
 /* After listener_stop: no statement of the scheduler is in flight. */
 void scheduler_stop(struct master *m);
 
-/* control.c: timeouts of module jobs, cancellations, recycling */
-void control_slot_init(struct slot *s);
+/* jobctl.c: timeouts of module jobs, cancellations, recycling */
+void jobctl_slot_init(struct slot *s);
 /* A new process in the slot: forgets the last one's kill and recycle. */
-void control_slot_reset(struct slot *s);
-void control_slot_stop(struct slot *s);
+void jobctl_slot_reset(struct slot *s);
+void jobctl_slot_stop(struct slot *s);
 /* CHAN_JOB_START (after s->job_id is set), CHAN_JOB_END or CHAN_IDLE,
  * CHAN_RECYCLE. */
-void control_job_start(struct slot *s, const struct chan_msg *msg);
-void control_job_end(struct slot *s);
-void control_recycle(struct slot *s, const struct chan_msg *msg);
+void jobctl_job_start(struct slot *s, const struct chan_msg *msg);
+void jobctl_job_end(struct slot *s);
+void jobctl_recycle(struct slot *s, const struct chan_msg *msg);
 /* A cancellation_event named id: stop it where it runs. */
-void control_cancel(struct master *m, int64_t id);
+void jobctl_cancel(struct master *m, int64_t id);
+/*
+ * s's messages are read: a cancel that waited for them goes on. reaped: the
+ * process is gone (slot.c reaped it), so it is not signalled.
+ */
+void jobctl_cancel_resume(struct slot *s, bool reaped);
 /*
  * The slot's process has exited and its channel is drained. When the master
  * killed it (timeout, cancel) this records the job's end and recovers the
  * rest, and returns true: no recovery is left to do, and the slot is
  * respawned at once without backoff or a crash count.
  */
-bool control_exited(struct slot *s, long pid);
+bool jobctl_exited(struct slot *s, long pid);
 
 /* reload.c */
 void reload_run(struct master *m);
 /* Applies the log and timer settings of m->cf. */
 void reload_apply_master(struct master *m);
-
-/* main.c */
-/* Checks whether the master is done (shutdown finished, drained). */
-void master_check_exit(struct master *m);
-/* The STATUS= line and the master's title. */
-void master_status(struct master *m);
 
 #endif

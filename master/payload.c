@@ -44,7 +44,6 @@ payload_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 	else
 		log_warnx("max_payload: cannot update the limits table: %s",
 			  err->message);
-	master_check_exit(ps->m);
 	free(ps);
 }
 

@@ -100,7 +100,6 @@ recovery_done(struct driver_async *a, PGresult *res,
 out:
 	free(r->traceback);
 	free(r);
-	master_check_exit(m);
 }
 
 static void
@@ -205,17 +204,4 @@ recovery_free(struct master *m)
 	m->recover_todo = NULL;
 	m->recover_todo_cause = NULL;
 	m->recover_todo_n = 0;
-}
-
-char *
-master_entrypoints_array(const struct conf *cf)
-{
-	const char **names = xcalloc(cf->nentrypoints + 1, sizeof(*names));
-	char *out;
-
-	for (size_t i = 0; i < cf->nentrypoints; i++)
-		names[i] = cf->entrypoints[i].name;
-	out = text_array_literal(names, cf->nentrypoints);
-	free(names);
-	return out;
 }

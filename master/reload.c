@@ -34,7 +34,7 @@ reload_run(struct master *m)
 	struct conf *nc = NULL, *old = m->cf;
 	unsigned want;
 
-	master_notify("RELOADING=1");
+	sdnotify_send("RELOADING=1");
 	conf_errors_init(&errs);
 	if (conf_load(m->conf_path, &nc, &errs) == -1) {
 		for (size_t i = 0; i < errs.n; i++)
@@ -43,7 +43,7 @@ reload_run(struct master *m)
 			  "current configuration",
 			  errs.n, errs.n == 1 ? "" : "s", m->conf_path);
 		conf_errors_clear(&errs);
-		master_notify("READY=1");
+		sdnotify_send("READY=1");
 		return;
 	}
 	conf_errors_clear(&errs);
@@ -68,15 +68,15 @@ reload_run(struct master *m)
 	m->cf = nc;
 	reload_apply_master(m);
 	payload_sync(m, old);
-	spawn_breaker_reset(m);
+	slots_forgive(m);
 	m->nworkers = want;
 	/*
 	 * Mark the running workers first: the slots reconcile starts next
 	 * already run the new file and need no replacing.
 	 */
 	if (diff.workers_changed)
-		spawn_replace_all(m);
-	spawn_reconcile(m);
+		slots_replace_all(m);
+	slots_reconcile(m);
 	free(m->entrypoints_array);
 	m->entrypoints_array = master_entrypoints_array(nc);
 	log_info("reload: configuration loaded from %s changes=%zu "
@@ -85,7 +85,7 @@ reload_run(struct master *m)
 		 diff.workers_changed ? " (replacing workers)" : "");
 	conf_diff_clear(&diff);
 	conf_free(old);
-	master_notify("READY=1");
+	sdnotify_send("READY=1");
 	master_status(m);
 	/* New entrypoints may have jobs waiting. */
 	wake_query_due(m, false);

@@ -222,7 +222,6 @@ fire_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 	  void *arg)
 {
 	struct sched_query *q = arg;
-	struct master *m = q->s->m;
 	const struct sched_item *it = &q->set->v[q->item];
 
 	(void)a;
@@ -239,7 +238,6 @@ fire_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 			 it->name, it->entrypoint, PQgetvalue(res, 0, 0),
 			 q->due);
 	query_free(q);
-	master_check_exit(m);
 }
 
 /* Sends the fire of a claimed row: the job, next_run, the row queued. */
@@ -352,7 +350,6 @@ claim_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 				    : SCHED_MAX_WAIT_S);
 out:
 	query_free(q);
-	master_check_exit(s->m);
 }
 
 static void
@@ -378,7 +375,6 @@ upsert_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 		sched_arm(s, 0.0);
 	}
 	query_free(q);
-	master_check_exit(s->m);
 }
 
 /* Inserts the rows that are missing, each with its next tick from now. */
@@ -489,7 +485,6 @@ stats_done(struct driver_async *a, PGresult *res, const struct pgq_error *err,
 			ev_timer_start(s->m->loop, &s->stats_more);
 		}
 	}
-	master_check_exit(s->m);
 }
 
 static void

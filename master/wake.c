@@ -32,7 +32,7 @@ wake_slot(struct master *m, struct slot *s, const char *reason)
 {
 	log_debug("wake worker=%u reason=%s pending=%u", s->index, reason,
 		  m->pending_wakes);
-	s->state = SLOT_BUSY;
+	slot_set_state(s, SLOT_BUSY, "woken");
 	m->wakes_sent++;
 	slot_send(s, CHAN_WAKE, 0);
 	master_status(m);
@@ -119,7 +119,8 @@ wake_all_idle(const struct master *m)
 		case SLOT_STOPPING:
 			return false;
 		case SLOT_EMPTY:
-		case SLOT_DISABLED:
+		case SLOT_CONFIG_FAILED:
+		case SLOT_HELD:
 			break;
 		}
 	}
@@ -198,7 +199,6 @@ out:
 		m->due_again_from_idle = false;
 		wake_query_due(m, idle);
 	}
-	master_check_exit(m);
 }
 
 void
@@ -260,7 +260,7 @@ wake_on_notify(struct master *m, const char *payload)
 	}
 	switch (ev.type) {
 	case DRIVER_EVENT_TABLE_CHANGED:
-		if (strcmp(ev.table, m->names.queue_bare) != 0) {
+		if (strcmp(ev.table, m->session.names.queue_bare) != 0) {
 			log_debug("notification for another table=%s",
 				  ev.table);
 			break;
@@ -276,7 +276,7 @@ wake_on_notify(struct master *m, const char *payload)
 		break;
 	case DRIVER_EVENT_CANCELLATION:
 		for (size_t i = 0; i < ev.nids; i++)
-			control_cancel(m, ev.ids[i]);
+			jobctl_cancel(m, ev.ids[i]);
 		break;
 	case DRIVER_EVENT_HEALTH_CHECK:
 	case DRIVER_EVENT_UNKNOWN:

@@ -21,7 +21,7 @@
 #include "common/log.h"
 #include "conf/conf.h"
 #include "driver/driver.h"
-#include "master/master.h"
+#include "common/title.h"
 #include "worker/worker.h"
 #include "worker/worker_int.h"
 
@@ -58,7 +58,7 @@ struct worker {
 static void
 worker_title(const struct worker *w, const char *state)
 {
-	master_title_set("worker %u %s", w->slot, state);
+	title_set("worker %u %s", w->slot, state);
 }
 
 /* ---- the channel ---- */

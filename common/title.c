@@ -12,7 +12,7 @@
 #include <sys/prctl.h>
 
 #include "common/common.h"
-#include "master/master.h"
+#include "common/title.h"
 
 extern char **environ;
 
@@ -24,7 +24,7 @@ static size_t title_area_len;
 static char **volatile title_environ;
 
 void
-master_title_init(int argc, char **argv)
+title_init(int argc, char **argv)
 {
 	char *start, *end;
 	size_t n = 0;
@@ -61,7 +61,7 @@ master_title_init(int argc, char **argv)
 }
 
 void
-master_title_set(const char *fmt, ...)
+title_set(const char *fmt, ...)
 {
 	char buf[256];
 	va_list ap;

@@ -2,7 +2,8 @@
  * The slot table: forks a worker per wanted slot, reads what each one says on
  * its channel, reaps the dead, recovers their jobs and respawns them with a
  * per-slot exponential backoff, behind a global crash breaker. A worker that
- * exits 78 has a configuration it cannot run and is not respawned.
+ * exits 78 has a configuration it cannot run and is not respawned. Every
+ * change of a slot's state goes through slot_set_state.
  */
 #include "config.h"
 
@@ -11,13 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "master/master.h"
+#include "common/title.h"
 #include "master/master_int.h"
 #include "worker/worker.h"
 
@@ -27,15 +29,36 @@ static void slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents);
 const char *
 slot_state_name(enum slot_state st)
 {
-	static const char *const names[] = {"empty",   "waiting", "starting",
-					    "idle",    "busy",	  "stopping",
-					    "disabled"};
+	static const char *const names[] = {
+		"empty", "waiting",  "starting",      "idle",
+		"busy",	 "stopping", "config-failed", "held"};
 
 	return names[st];
 }
 
+void
+slot_set_state(struct slot *s, enum slot_state st, const char *why)
+{
+	if (s->state == st)
+		return;
+	log_debug("worker %u: state %s -> %s why=%s", s->index,
+		  slot_state_name(s->state), slot_state_name(st), why);
+	/* Only a waiting slot has its respawn timer running. */
+	if (s->state == SLOT_WAITING)
+		ev_timer_stop(s->m->loop, &s->respawn_timer);
+	s->state = st;
+}
+
+void
+slot_kill(struct slot *s, const char *why)
+{
+	slot_set_state(s, SLOT_STOPPING, why);
+	if (kill(s->pid, SIGKILL) == -1 && errno != ESRCH)
+		log_warn("worker %u: kill failed", s->index);
+}
+
 unsigned
-spawn_live(const struct master *m)
+slots_live(const struct master *m)
 {
 	unsigned n = 0;
 
@@ -54,14 +77,14 @@ respawn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (s->state != SLOT_WAITING)
 		return;
 	if (s->m->breaker_open) {
-		s->state = SLOT_DISABLED;
+		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		return;
 	}
 	slot_spawn(s);
 }
 
 void
-spawn_ensure_slots(struct master *m, unsigned n)
+slots_ensure(struct master *m, unsigned n)
 {
 	if (n <= m->nslots)
 		return;
@@ -76,30 +99,30 @@ spawn_ensure_slots(struct master *m, unsigned n)
 		s->respawn_timer.data = s;
 		ev_init(&s->chan_io, slot_chan_cb);
 		s->chan_io.data = s;
-		control_slot_init(s);
+		jobctl_slot_init(s);
 		m->slots[i] = s;
 	}
 	m->nslots = n;
 }
 
 void
-spawn_init(struct master *m)
+slots_init(struct master *m)
 {
 	m->crash_cap = m->cf->crash_breaker_count;
 	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
 				 sizeof(*m->crash_times));
-	spawn_ensure_slots(m, m->nworkers);
+	slots_ensure(m, m->nworkers);
 }
 
 void
-spawn_free(struct master *m)
+slots_free(struct master *m)
 {
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
 
 		ev_timer_stop(m->loop, &s->respawn_timer);
 		ev_io_stop(m->loop, &s->chan_io);
-		control_slot_stop(s);
+		jobctl_slot_stop(s);
 		if (s->chan_fd != -1)
 			close(s->chan_fd);
 		free(s);
@@ -166,7 +189,7 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	signals_stop(m);
 	sig_reset(NULL, 0);
 	slot_child_log(m->cf);
-	master_title_set("worker %u", s->index);
+	title_set("worker %u", s->index);
 	status = worker_main(m->cf, s->index, chan_fd);
 	_exit(status & 0xff);
 }
@@ -202,7 +225,7 @@ slot_spawn(struct slot *s)
 	}
 	s->pid = pid;
 	s->generation++;
-	s->state = SLOT_STARTING;
+	slot_set_state(s, SLOT_STARTING, "forked");
 	s->queue_manager_id[0] = '\0';
 	s->backend_pid = 0;
 	s->job_id = 0;
@@ -211,7 +234,7 @@ slot_spawn(struct slot *s)
 	s->stop_sent = false;
 	s->replace = false;
 	s->outq_len = 0;
-	control_slot_reset(s);
+	jobctl_slot_reset(s);
 	s->chan_fd = fds[0];
 	ev_io_set(&s->chan_io, s->chan_fd, EV_READ);
 	ev_io_start(m->loop, &s->chan_io);
@@ -220,7 +243,7 @@ slot_spawn(struct slot *s)
 	master_status(m);
 	return;
 retry:
-	s->state = SLOT_WAITING;
+	slot_set_state(s, SLOT_WAITING, "cannot fork");
 	ev_timer_set(&s->respawn_timer, 1.0, 0.0);
 	ev_timer_start(m->loop, &s->respawn_timer);
 }
@@ -311,11 +334,12 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 			 s->backend_pid);
 		if (exiting || s->state != SLOT_STARTING)
 			break;
-		s->state = SLOT_IDLE;
 		/* The queue may hold work from before this worker existed. */
 		if (m->shutdown == SHUTDOWN_NONE) {
 			slot_send(s, CHAN_WAKE, 0);
-			s->state = SLOT_BUSY;
+			slot_set_state(s, SLOT_BUSY, "ready, woken");
+		} else {
+			slot_set_state(s, SLOT_IDLE, "ready");
 		}
 		master_status(m);
 		break;
@@ -325,21 +349,21 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 			 msg->text);
 		s->job_started_ms = clock_mono_ms();
 		if (!exiting && s->state != SLOT_STOPPING)
-			s->state = SLOT_BUSY;
+			slot_set_state(s, SLOT_BUSY, "running a job");
 		log_debug("worker %u: job start job=%lld entrypoint=%s",
 			  s->index, (long long)s->job_id, s->job_entrypoint);
 		if (!exiting)
-			control_job_start(s, msg);
+			jobctl_job_start(s, msg);
 		break;
 	case CHAN_JOB_END:
 		log_debug("worker %u: job end job=%lld outcome=%lld", s->index,
 			  (long long)msg->a, (long long)msg->b);
 		s->job_id = 0;
 		s->job_entrypoint[0] = '\0';
-		control_job_end(s);
+		jobctl_job_end(s);
 		break;
 	case CHAN_RECYCLE:
-		control_recycle(s, msg);
+		jobctl_recycle(s, msg);
 		break;
 	case CHAN_WAKE_MORE:
 		if (!exiting)
@@ -348,10 +372,10 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 	case CHAN_IDLE:
 		s->job_id = 0;
 		s->job_entrypoint[0] = '\0';
-		control_job_end(s);
+		jobctl_job_end(s);
 		if (exiting || s->state == SLOT_STOPPING)
 			break;
-		s->state = SLOT_IDLE;
+		slot_set_state(s, SLOT_IDLE, "nothing left to claim");
 		log_debug("worker %u: idle", s->index);
 		wake_on_idle(m, s);
 		master_status(m);
@@ -401,6 +425,17 @@ slot_poll(struct slot *s)
 		ev_io_stop(s->m->loop, &s->chan_io);
 }
 
+bool
+slot_has_input(const struct slot *s)
+{
+	char byte;
+
+	/* A stopped watcher reads nothing more: nothing to wait for. */
+	if (s->chan_fd == -1 || !ev_is_active(&s->chan_io))
+		return false;
+	return recv(s->chan_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void
 slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -408,10 +443,13 @@ slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (revents & EV_WRITE)
 		slot_flush(s);
-	if ((revents & EV_READ) && !slot_read(s, false)) {
+	if (!(revents & EV_READ))
+		return;
+	if (!slot_read(s, false)) {
 		/* The worker closed its end: its exit follows; wait for it. */
 		ev_io_stop(loop, &s->chan_io);
 	}
+	jobctl_cancel_resume(s, false);
 }
 
 static void
@@ -448,7 +486,7 @@ breaker_record(struct master *m)
 }
 
 void
-spawn_breaker_reset(struct master *m)
+slots_forgive(struct master *m)
 {
 	free(m->crash_times);
 	m->crash_cap = m->cf->crash_breaker_count;
@@ -461,21 +499,21 @@ spawn_breaker_reset(struct master *m)
 		struct slot *s = m->slots[i];
 
 		s->backoff_ms = 0;
-		if (s->state == SLOT_DISABLED)
-			s->state = SLOT_EMPTY;
+		if (s->state == SLOT_CONFIG_FAILED || s->state == SLOT_HELD)
+			slot_set_state(s, SLOT_EMPTY, "reload");
 	}
 }
 
 /* Master exits 78 when every worker of a fresh start exited 78. */
 static void
-spawn_check_all_config_failed(struct master *m)
+slots_check_all_config_failed(struct master *m)
 {
 	if (m->nworkers == 0)
 		return;
 	for (unsigned i = 0; i < m->nworkers; i++) {
 		const struct slot *s = m->slots[i];
 
-		if (s->state != SLOT_DISABLED || !s->disabled_first)
+		if (s->state != SLOT_CONFIG_FAILED || s->generation != 1)
 			return;
 	}
 	log_error("every worker exited with a configuration error (78): "
@@ -508,14 +546,14 @@ slot_schedule_respawn(struct slot *s, uint64_t uptime_ms)
 	}
 	log_info("worker %u: respawn in %llums", s->index,
 		 (unsigned long long)delay);
-	s->state = SLOT_WAITING;
+	slot_set_state(s, SLOT_WAITING, "respawn backoff");
 	ev_timer_set(&s->respawn_timer, (double)delay / 1000.0, 0.0);
 	ev_timer_start(m->loop, &s->respawn_timer);
 }
 
 /* Starts the next rolling replacement when none is under way. */
 static void
-spawn_replace_next(struct master *m)
+slots_replace_next(struct master *m)
 {
 	for (unsigned i = 0; i < m->nslots; i++) {
 		const struct slot *s = m->slots[i];
@@ -530,7 +568,7 @@ spawn_replace_next(struct master *m)
 			log_info("worker %u: replacing for the new "
 				 "configuration pid=%ld",
 				 s->index, (long)s->pid);
-			s->state = SLOT_STOPPING;
+			slot_set_state(s, SLOT_STOPPING, "replaced");
 			slot_send(s, CHAN_SHUTDOWN, 0);
 			return;
 		}
@@ -541,7 +579,7 @@ spawn_replace_next(struct master *m)
 }
 
 void
-spawn_replace_all(struct master *m)
+slots_replace_all(struct master *m)
 {
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
@@ -550,7 +588,7 @@ spawn_replace_all(struct master *m)
 			s->replace = true;
 	}
 	m->rolling = true;
-	spawn_replace_next(m);
+	slots_replace_next(m);
 }
 
 static void
@@ -572,12 +610,14 @@ slot_exited(struct slot *s, int st)
 		close(s->chan_fd);
 		s->chan_fd = -1;
 	}
+	/* A cancel that waited for those messages: still its job? */
+	jobctl_cancel_resume(s, true);
 	slot_describe_exit(st, cause, sizeof(cause));
 	/* Killed by us (timeout, cancel) or recycled: not a crash. */
 	recycled = s->recycling && clean;
-	by_master = control_exited(s, pid);
-	control_slot_reset(s);
-	/* When by_master, control_exited said why and recovered its jobs. */
+	by_master = jobctl_exited(s, pid);
+	jobctl_slot_reset(s);
+	/* When by_master, jobctl_exited said why and recovered its jobs. */
 	if (by_master)
 		log_debug("worker %u: exit %s", s->index, cause);
 	else if (clean && (expected || recycled))
@@ -601,7 +641,7 @@ slot_exited(struct slot *s, int st)
 	s->stop_sent = false;
 	s->replace = false;
 	s->outq_len = 0;
-	s->state = SLOT_EMPTY;
+	slot_set_state(s, SLOT_EMPTY, "exited");
 
 	if (m->shutdown != SHUTDOWN_NONE)
 		goto out;
@@ -613,9 +653,8 @@ slot_exited(struct slot *s, int st)
 		log_error("worker %u: exited with status 78 (configuration "
 			  "error): not respawned",
 			  s->index);
-		s->state = SLOT_DISABLED;
-		s->disabled_first = s->generation == 1;
-		spawn_check_all_config_failed(m);
+		slot_set_state(s, SLOT_CONFIG_FAILED, "exit status 78");
+		slots_check_all_config_failed(m);
 		goto out;
 	}
 	if ((expected && clean) || recycled || by_master) {
@@ -630,25 +669,24 @@ slot_exited(struct slot *s, int st)
 			  "within %llums: respawning stopped until SIGHUP",
 			  m->crash_cap,
 			  (unsigned long long)m->cf->crash_breaker_window_ms);
-		master_notify("STATUS=crash breaker tripped: respawning "
+		sdnotify_send("STATUS=crash breaker tripped: respawning "
 			      "stopped");
 	}
 	if (m->breaker_open) {
-		s->state = SLOT_DISABLED;
+		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		goto out;
 	}
 	slot_schedule_respawn(s, uptime);
 out:
 	if (replace || m->rolling)
-		spawn_replace_next(m);
+		slots_replace_next(m);
 	/* Its jobs are back in the queue or on their way: someone takes them.
 	 */
 	master_status(m);
-	master_check_exit(m);
 }
 
 void
-spawn_reap(struct master *m)
+slots_reap(struct master *m)
 {
 	int st;
 	pid_t pid;
@@ -673,11 +711,11 @@ spawn_reap(struct master *m)
 }
 
 void
-spawn_reconcile(struct master *m)
+slots_reconcile(struct master *m)
 {
 	if (m->shutdown != SHUTDOWN_NONE)
 		return;
-	spawn_ensure_slots(m, m->nworkers);
+	slots_ensure(m, m->nworkers);
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
 
@@ -688,11 +726,9 @@ spawn_reconcile(struct master *m)
 		}
 		switch (s->state) {
 		case SLOT_WAITING:
-			ev_timer_stop(m->loop, &s->respawn_timer);
-			s->state = SLOT_EMPTY;
-			break;
-		case SLOT_DISABLED:
-			s->state = SLOT_EMPTY;
+		case SLOT_CONFIG_FAILED:
+		case SLOT_HELD:
+			slot_set_state(s, SLOT_EMPTY, "not wanted");
 			break;
 		case SLOT_STARTING:
 		case SLOT_IDLE:
@@ -700,7 +736,7 @@ spawn_reconcile(struct master *m)
 			/* Retires after its current job. */
 			log_info("worker %u: retiring pid=%ld job=%lld",
 				 s->index, (long)s->pid, (long long)s->job_id);
-			s->state = SLOT_STOPPING;
+			slot_set_state(s, SLOT_STOPPING, "retiring");
 			s->replace = false;
 			slot_send(s, CHAN_SHUTDOWN, 0);
 			break;
@@ -713,8 +749,24 @@ spawn_reconcile(struct master *m)
 }
 
 void
-spawn_kill_all(struct master *m)
+slots_stop(struct master *m, enum shutdown_level level)
 {
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct slot *s = m->slots[i];
+
+		if (s->state == SLOT_WAITING ||
+		    s->state == SLOT_CONFIG_FAILED || s->state == SLOT_HELD)
+			slot_set_state(s, SLOT_EMPTY, "shutdown");
+		if (s->pid == 0)
+			continue;
+		slot_set_state(s, SLOT_STOPPING, "shutdown");
+		if (level == SHUTDOWN_GRACEFUL)
+			slot_send(s, CHAN_SHUTDOWN, 0);
+		else if (level == SHUTDOWN_FAST)
+			slot_send(s, CHAN_FAST, 0);
+	}
+	if (level != SHUTDOWN_IMMEDIATE)
+		return;
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
 
@@ -722,8 +774,6 @@ spawn_kill_all(struct master *m)
 			continue;
 		log_info("worker %u: killing pid=%ld job=%lld", s->index,
 			 (long)s->pid, (long long)s->job_id);
-		s->state = SLOT_STOPPING;
-		if (kill(s->pid, SIGKILL) == -1 && errno != ESRCH)
-			log_warn("worker %u: kill failed", s->index);
+		slot_kill(s, "immediate shutdown");
 	}
 }

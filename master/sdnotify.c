@@ -61,7 +61,7 @@ notify_send(const char *state)
 #endif
 
 void
-master_notify(const char *fmt, ...)
+sdnotify_send(const char *fmt, ...)
 {
 	char state[512];
 	va_list ap;

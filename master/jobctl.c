@@ -21,7 +21,7 @@
 #include "master/master_int.h"
 
 static void
-control_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+jobctl_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct slot *s = w->data;
 	char dur[32];
@@ -39,47 +39,50 @@ control_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		  (long)s->pid);
 	s->kill = SLOT_KILL_TIMEOUT;
 	s->kill_job_id = s->job_id;
-	s->state = SLOT_STOPPING;
-	if (kill(s->pid, SIGKILL) == -1 && errno != ESRCH)
-		log_warn("worker %u: kill failed", s->index);
+	slot_kill(s, "job timeout");
 }
 
 void
-control_slot_init(struct slot *s)
+jobctl_slot_init(struct slot *s)
 {
-	ev_init(&s->job_timer, control_timeout_cb);
+	ev_init(&s->job_timer, jobctl_timeout_cb);
 	s->job_timer.data = s;
 }
 
 void
-control_slot_reset(struct slot *s)
+jobctl_slot_reset(struct slot *s)
 {
 	ev_timer_stop(s->m->loop, &s->job_timer);
 	s->timeout_job_id = 0;
 	s->job_timeout_ms = 0;
 	s->kill = SLOT_KILL_NONE;
 	s->kill_job_id = 0;
+	s->cancel_job_id = 0;
 	s->recycling = false;
 }
 
 void
-control_slot_stop(struct slot *s)
+jobctl_slot_stop(struct slot *s)
 {
 	ev_timer_stop(s->m->loop, &s->job_timer);
 }
 
 static bool
-control_was_canceled(const struct master *m, int64_t id)
+jobctl_was_canceled(const struct master *m, int64_t id)
 {
-	for (unsigned i = 0; i < CONTROL_CANCELED_MAX; i++)
+	for (unsigned i = 0; i < JOBCTL_CANCELED_MAX; i++)
 		if (m->canceled[i] == id)
 			return true;
 	return false;
 }
 
-/* Stops job id, which s runs: by the worker itself, or by replacing it. */
+/*
+ * Stops job id, which s runs: by the worker itself, or by replacing it.
+ * reaped: its process is gone already; only the kill's record is left to
+ * make (its pid may belong to another process by now).
+ */
 static void
-control_cancel_slot(struct slot *s, int64_t id)
+jobctl_cancel_slot(struct slot *s, int64_t id, bool reaped)
 {
 	struct master *m = s->m;
 	const struct conf_entrypoint *ep =
@@ -98,13 +101,14 @@ control_cancel_slot(struct slot *s, int64_t id)
 		 s->index, (long long)id, s->job_entrypoint, (long)s->pid);
 	s->kill = SLOT_KILL_CANCEL;
 	s->kill_job_id = id;
-	s->state = SLOT_STOPPING;
-	if (kill(s->pid, SIGKILL) == -1 && errno != ESRCH)
-		log_warn("worker %u: kill failed", s->index);
+	if (reaped)
+		slot_set_state(s, SLOT_STOPPING, "job canceled");
+	else
+		slot_kill(s, "job canceled");
 }
 
 void
-control_job_start(struct slot *s, const struct chan_msg *msg)
+jobctl_job_start(struct slot *s, const struct chan_msg *msg)
 {
 	struct master *m = s->m;
 
@@ -117,29 +121,43 @@ control_job_start(struct slot *s, const struct chan_msg *msg)
 		ev_timer_start(m->loop, &s->job_timer);
 	}
 	/* Canceled while it waited in the worker's batch. */
-	if (control_was_canceled(m, msg->a))
-		control_cancel_slot(s, msg->a);
+	if (jobctl_was_canceled(m, msg->a))
+		jobctl_cancel_slot(s, msg->a, false);
 }
 
 void
-control_job_end(struct slot *s)
+jobctl_job_end(struct slot *s)
 {
 	ev_timer_stop(s->m->loop, &s->job_timer);
 	s->timeout_job_id = 0;
 }
 
 void
-control_recycle(struct slot *s, const struct chan_msg *msg)
+jobctl_recycle(struct slot *s, const struct chan_msg *msg)
 {
 	log_info("worker %u: recycling pid=%ld jobs=%lld rss=%lldKiB", s->index,
 		 (long)s->pid, (long long)msg->a, (long long)msg->b);
 	s->recycling = true;
 	/* No more wake-ups: it claims nothing now. */
-	s->state = SLOT_STOPPING;
+	slot_set_state(s, SLOT_STOPPING, "recycling");
+}
+
+/* Remembers id, canceled while no worker ran it, for when one starts it. */
+static void
+jobctl_remember(struct master *m, int64_t id)
+{
+	if (jobctl_was_canceled(m, id))
+		return;
+	/*
+	 * Queued jobs were removed by the canceller's statement; a job picked
+	 * but waiting in a worker's batch is stopped when it starts.
+	 */
+	m->canceled[m->canceled_head] = id;
+	m->canceled_head = (m->canceled_head + 1) % JOBCTL_CANCELED_MAX;
 }
 
 void
-control_cancel(struct master *m, int64_t id)
+jobctl_cancel(struct master *m, int64_t id)
 {
 	bool found = false;
 
@@ -148,34 +166,48 @@ control_cancel(struct master *m, int64_t id)
 
 		if (s->pid == 0 || s->job_id != id)
 			continue;
-		/* Read first: it may have ended it meanwhile. */
-		slot_poll(s);
-		if (s->pid == 0 || s->job_id != id)
-			continue;
 		found = true;
-		control_cancel_slot(s, id);
+		/*
+		 * It may have ended the job meanwhile: what it said must be
+		 * read first. Reading here would handle every message of the
+		 * worker in the middle of this notification (wakes, idles,
+		 * hellos), so a worker with unread messages gets the cancel
+		 * once its channel's callback has read them.
+		 */
+		if (slot_has_input(s))
+			s->cancel_job_id = id;
+		else
+			jobctl_cancel_slot(s, id, false);
 	}
-	if (found || control_was_canceled(m, id))
-		return;
-	/*
-	 * Queued jobs were removed by the canceller's statement; a job picked
-	 * but waiting in a worker's batch is stopped when it starts.
-	 */
-	m->canceled[m->canceled_head] = id;
-	m->canceled_head = (m->canceled_head + 1) % CONTROL_CANCELED_MAX;
+	if (!found)
+		jobctl_remember(m, id);
 }
 
-struct control_complete {
+void
+jobctl_cancel_resume(struct slot *s, bool reaped)
+{
+	int64_t id = s->cancel_job_id;
+
+	if (id == 0)
+		return;
+	s->cancel_job_id = 0;
+	if (s->pid != 0 && s->job_id == id)
+		jobctl_cancel_slot(s, id, reaped);
+	else
+		jobctl_remember(s->m, id);
+}
+
+struct jobctl_complete {
 	struct master *m;
 	int64_t id;
 	unsigned slot;
 };
 
 static void
-control_complete_done(struct driver_async *a, PGresult *res,
-		      const struct pgq_error *err, void *arg)
+jobctl_complete_done(struct driver_async *a, PGresult *res,
+		     const struct pgq_error *err, void *arg)
 {
-	struct control_complete *cc = arg;
+	struct jobctl_complete *cc = arg;
 
 	(void)a;
 	if (res == NULL)
@@ -189,13 +221,12 @@ control_complete_done(struct driver_async *a, PGresult *res,
 	else
 		log_info("job=%lld canceled: worker %u replaced",
 			 (long long)cc->id, cc->slot);
-	master_check_exit(cc->m);
 	free(cc);
 }
 
 /* PgQueuer's traceback object for a job the master ended as canceled. */
 static char *
-control_cancel_traceback(const struct slot *s, long pid)
+jobctl_cancel_traceback(const struct slot *s, long pid)
 {
 	char msg[160];
 	json_t *o;
@@ -218,11 +249,11 @@ control_cancel_traceback(const struct slot *s, long pid)
 
 /* Ends the canceled job as canceled, if that worker still owned it. */
 static void
-control_complete_canceled(struct slot *s, long pid)
+jobctl_complete_canceled(struct slot *s, long pid)
 {
 	struct master *m = s->m;
-	struct control_complete *cc = xcalloc(1, sizeof(*cc));
-	char *tb = control_cancel_traceback(s, pid);
+	struct jobctl_complete *cc = xcalloc(1, sizeof(*cc));
+	char *tb = jobctl_cancel_traceback(s, pid);
 	const char *tbs[1] = {tb}, *statuses[1] = {"canceled"};
 	char *a_tb = text_array_literal(tbs, 1);
 	char *a_status = text_array_literal(statuses, 1);
@@ -241,7 +272,7 @@ control_complete_canceled(struct slot *s, long pid)
 	 * Queued before the recovery of the worker's other jobs, on the same
 	 * connection, so it runs first: the job is not put back.
 	 */
-	if (listener_query(m, SQL_COMPLETE, 4, params, control_complete_done,
+	if (listener_query(m, SQL_COMPLETE, 4, params, jobctl_complete_done,
 			   cc) == -1) {
 		log_warnx("job=%lld: no connection to record it canceled: it "
 			  "is recovered instead",
@@ -254,7 +285,7 @@ control_complete_canceled(struct slot *s, long pid)
 }
 
 bool
-control_exited(struct slot *s, long pid)
+jobctl_exited(struct slot *s, long pid)
 {
 	struct master *m = s->m;
 	char cause[160], dur[32];
@@ -280,7 +311,7 @@ control_exited(struct slot *s, long pid)
 			 (long long)s->kill_job_id);
 		log_info("worker %u: %s pid=%ld", s->index, cause, pid);
 		if (s->queue_manager_id[0] != '\0') {
-			control_complete_canceled(s, pid);
+			jobctl_complete_canceled(s, pid);
 			recovery_run_as(m, s->queue_manager_id,
 					"WorkerReplaced", cause, s->index, pid);
 		}
