@@ -1,0 +1,935 @@
+/*
+ * PgQueuer compatibility. PgQueuer's own statements (tests/compat/, its
+ * 1.3 and 1.4 forms, rendered here with PgQueuer's naming rules, not pgq's)
+ * run against queues that pgq installed, and pgq's statements against
+ * queues built by PgQueuer's install, with and without a prefix and a
+ * schema; the catalogs of both compared object for object; and one
+ * concurrency limit held across pgq's claimers and PgQueuer 1.4's.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/common.h"
+#include "driver/driver.h"
+#include "pgq.h"
+#include "sql/sql.h"
+#include "tests/harness/harness.h"
+
+#define OWNER_A "00000000-0000-4000-8000-00000000000a"
+#define OWNER_B "00000000-0000-4000-8000-00000000000b"
+
+TestSuite(compat, .timeout = 180);
+
+/* ---- fixtures: PgQueuer's statements as test data ---- */
+
+struct section {
+	char *name;
+	char *text;
+};
+
+struct fixture {
+	struct section *s;
+	size_t n;
+};
+
+/*
+ * Reads tests/compat/file: the text after each "-- name: x" line up to the
+ * next one is section x, kept verbatim (the lines before the first are the
+ * file's header).
+ */
+static void
+fixture_load(struct fixture *f, const char *file)
+{
+	const char *top = getenv("PGQ_TOP_SRCDIR");
+	char path[1024], line[4096];
+	FILE *fp;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(path, sizeof(path), "%s/tests/compat/%s",
+		 top != NULL ? top : "..", file);
+	fp = fopen(path, "r");
+	cr_assert_not_null(fp, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		struct section *cur;
+		size_t old, add = strlen(line);
+
+		if (strncmp(line, "-- name: ", 9) == 0) {
+			line[strcspn(line, "\n")] = '\0';
+			f->s = xrealloc(f->s, f->n + 1, sizeof(*f->s));
+			f->s[f->n].name = xstrdup(line + 9);
+			f->s[f->n].text = xstrdup("");
+			f->n++;
+			continue;
+		}
+		if (f->n == 0)
+			continue;
+		cur = &f->s[f->n - 1];
+		old = strlen(cur->text);
+		cur->text = xrealloc(cur->text, old + add + 1, 1);
+		memcpy(cur->text + old, line, add + 1);
+	}
+	fclose(fp);
+	cr_assert_gt(f->n, 0, "%s has no section", path);
+}
+
+static void
+fixture_free(struct fixture *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->s[i].name);
+		free(f->s[i].text);
+	}
+	free(f->s);
+	memset(f, 0, sizeof(*f));
+}
+
+static const char *
+fixture_get(const struct fixture *f, const char *name)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (strcmp(f->s[i].name, name) == 0)
+			return f->s[i].text;
+	cr_assert_fail("no section %s", name);
+	return NULL;
+}
+
+/* ---- names: PgQueuer's rules, kept apart from sql/names.c ---- */
+
+/* A queue's prefix and schema (NULL = none), for both tools. */
+struct variant {
+	const char *prefix;
+	const char *schema;
+};
+
+static const struct variant variants[] = {
+	{NULL, NULL},
+	{"App_", "jobs"},
+};
+
+/*
+ * DBSettings: every name is the prefix, then PgQueuer's base name; the
+ * tables, the enum and the function are qualified with the schema, the
+ * index names and the trigger never are; the channel is a literal.
+ */
+static const struct {
+	const char *field;
+	const char *base;
+} pq_fields[] = {
+	{"queue_table", "pgqueuer"},
+	{"queue_table_log", "pgqueuer_log"},
+	{"statistics_table", "pgqueuer_statistics"},
+	{"schedules_table", "pgqueuer_schedules"},
+	{"queue_status_type", "pgqueuer_status"},
+	{"function", "fn_pgqueuer_changed"},
+	{"trigger", "tg_pgqueuer_changed"},
+	{"legacy_statistics_status_type", "pgqueuer_statistics_status"},
+};
+
+/* The value of placeholder key (without braces) for v; NULL if unknown. */
+static char *
+pq_value(const char *key, const struct variant *v)
+{
+	const char *prefix = v->prefix != NULL ? v->prefix : "";
+	const char *field = NULL;
+	bool qualified = false;
+
+	if (strcmp(key, "self.settings.channel") == 0)
+		return xasprintf("%sch_pgqueuer", prefix);
+	if (strncmp(key, "durability_policy.", 18) == 0)
+		return xstrdup(""); /* durable: every table logged */
+	if (strncmp(key, "qn.", 3) == 0) {
+		field = key + 3;
+		qualified = true;
+	} else if (strncmp(key, "self.qualified.", 15) == 0) {
+		field = key + 15;
+		qualified = true;
+	} else if (strncmp(key, "s.qualify(s.", 12) == 0) {
+		field = "legacy_statistics_status_type";
+		qualified = true;
+	} else if (strncmp(key, "s.", 2) == 0) {
+		field = key + 2;
+	}
+	for (size_t i = 0; field != NULL && i < PGQ_NELEM(pq_fields); i++) {
+		if (strcmp(field, pq_fields[i].field) != 0)
+			continue;
+		if (qualified && v->schema != NULL)
+			return xasprintf("%s.%s%s", v->schema, prefix,
+					 pq_fields[i].base);
+		return xasprintf("%s%s", prefix, pq_fields[i].base);
+	}
+	return NULL;
+}
+
+/* text with every known {placeholder} replaced for v; fresh string. */
+static char *
+pq_render(const char *text, const struct variant *v)
+{
+	size_t cap = strlen(text) * 2 + 256, len = 0;
+	char *out = xmalloc(cap);
+
+	while (*text != '\0') {
+		const char *end = *text == '{' ? strchr(text, '}') : NULL;
+		char key[128], *val = NULL;
+		size_t add;
+
+		if (end != NULL && (size_t)(end - text) < sizeof(key)) {
+			memcpy(key, text + 1, (size_t)(end - text) - 1);
+			key[end - text - 1] = '\0';
+			val = pq_value(key, v);
+		}
+		add = val != NULL ? strlen(val) : 1;
+		if (len + add + 1 > cap) {
+			cap = (len + add + 1) * 2;
+			out = xrealloc(out, cap, 1);
+		}
+		if (val != NULL) {
+			memcpy(out + len, val, add);
+			text = end + 1;
+			free(val);
+		} else {
+			out[len] = *text++;
+		}
+		len += add;
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* pgq's names for v. */
+static void
+pgq_names(struct sql_names *n, const struct variant *v)
+{
+	struct pgq_error err;
+
+	cr_assert_eq(sql_names_init(n, v->prefix, v->schema, NULL, &err), 0,
+		     "%s", err.message);
+}
+
+/* ---- running statements ---- */
+
+/* A fresh database with v's schema (and nothing installed); conninfo. */
+static const char *
+fresh_db(const struct variant *v, PGconn **c)
+{
+	const char *dsn = harness_db_new(false);
+
+	*c = harness_connect(dsn);
+	if (v->schema != NULL)
+		PQclear(harness_query(*c, "CREATE SCHEMA %s", v->schema));
+	return dsn;
+}
+
+/* What a failed statement said. */
+struct failure {
+	char sqlstate[6];
+	char constraint[64];
+	char message[512];
+};
+
+/*
+ * Runs sql with text parameters; the result, or NULL with *why filled (why
+ * may be NULL). Never fails the test: threads use it too.
+ */
+static PGresult *
+try_sql(PGconn *c, const char *sql, int np, const char *const *v,
+	struct failure *why)
+{
+	/* Without parameters, the simple protocol: PgQueuer's DDL goes as
+	 * one multi-statement string. */
+	PGresult *r = np == 0 ? PQexec(c, sql)
+			      : PQexecParams(c, sql, np, NULL, v, NULL, NULL, 0);
+	const char *f;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK ||
+	    PQresultStatus(r) == PGRES_COMMAND_OK)
+		return r;
+	if (why != NULL) {
+		memset(why, 0, sizeof(*why));
+		f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		snprintf(why->sqlstate, sizeof(why->sqlstate), "%s",
+			 f != NULL ? f : "");
+		f = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+		snprintf(why->constraint, sizeof(why->constraint), "%s",
+			 f != NULL ? f : "");
+		snprintf(why->message, sizeof(why->message), "%s",
+			 PQresultErrorMessage(r));
+	}
+	PQclear(r);
+	return NULL;
+}
+
+/* PgQueuer's statement name of fixture f, rendered for v; must succeed. */
+static PGresult *
+pq_run(PGconn *c, const struct fixture *f, const char *name,
+       const struct variant *v, int np, const char *const *vals)
+{
+	char *sql = pq_render(fixture_get(f, name), v);
+	struct failure why;
+	PGresult *r = try_sql(c, sql, np, vals, &why);
+
+	free(sql);
+	cr_assert_not_null(r, "PgQueuer's %s: %s", name, why.message);
+	return r;
+}
+
+/* Every section of an install fixture, rendered for v, as one transaction
+ * (PgQueuer sends its install as one multi-statement string). */
+static void
+pq_install(PGconn *c, const char *file, const struct variant *v)
+{
+	struct fixture f;
+
+	fixture_load(&f, file);
+	PQclear(harness_query(c, "BEGIN"));
+	for (size_t i = 0; i < f.n; i++)
+		PQclear(pq_run(c, &f, f.s[i].name, v, 0, NULL));
+	PQclear(harness_query(c, "COMMIT"));
+	fixture_free(&f);
+}
+
+/* pgq's statement s for names n; must succeed. */
+static PGresult *
+pgq_run(PGconn *c, const struct sql_names *n, enum sql_stmt s, int np,
+	const char *const *vals)
+{
+	char *sql = sql_stmt_render(s, n);
+	struct failure why;
+	PGresult *r = try_sql(c, sql, np, vals, &why);
+
+	free(sql);
+	cr_assert_not_null(r, "pgq's %s: %s", sql_stmt_name(s), why.message);
+	return r;
+}
+
+static long long
+num(PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* ---- catalogs ---- */
+
+/*
+ * Every object of schema, one sorted line each: columns with type,
+ * nullability, default and identity; index definitions; enum labels in
+ * order; triggers by their full definition; functions with language and
+ * result type; relations with kind and persistence. pgq's own additions
+ * (the limits table and the payload function) are left out, and so is the
+ * text of the notify function, which differs between the tools while its
+ * notifications are the same (compared below).
+ */
+static char *
+catalog(PGconn *c, const char *schema)
+{
+	PGresult *r = harness_query(
+		c,
+		"SELECT x FROM ("
+		" SELECT format('column %%s.%%s %%s null=%%s default=%%s "
+		"identity=%%s', table_name, column_name, CASE WHEN data_type = "
+		"'USER-DEFINED' THEN udt_name ELSE data_type END, is_nullable, "
+		"coalesce(column_default, '-'), is_identity)"
+		" FROM information_schema.columns WHERE table_schema = '%s'"
+		" UNION ALL SELECT 'index ' || indexdef FROM pg_indexes"
+		" WHERE schemaname = '%s'"
+		" UNION ALL SELECT format('enum %%s %%s', t.typname,"
+		" (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)"
+		" FROM pg_enum e WHERE e.enumtypid = t.oid))"
+		" FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace"
+		" WHERE n.nspname = '%s' AND t.typtype = 'e'"
+		" UNION ALL SELECT 'trigger ' || pg_get_triggerdef(g.oid)"
+		" FROM pg_trigger g JOIN pg_class r ON r.oid = g.tgrelid"
+		" JOIN pg_namespace n ON n.oid = r.relnamespace"
+		" WHERE NOT g.tgisinternal AND n.nspname = '%s'"
+		" UNION ALL SELECT format('function %%s %%s %%s',"
+		" p.oid::regprocedure, l.lanname, p.prorettype::regtype)"
+		" FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+		" JOIN pg_namespace n ON n.oid = p.pronamespace"
+		" WHERE n.nspname = '%s'"
+		" UNION ALL SELECT format('relation %%s %%s %%s', r.relname,"
+		" r.relkind, r.relpersistence) FROM pg_class r"
+		" JOIN pg_namespace n ON n.oid = r.relnamespace"
+		" WHERE n.nspname = '%s'"
+		") u(x) WHERE x !~ '_pgq_(limits|payload_check)'"
+		" ORDER BY x COLLATE \"C\"",
+		schema, schema, schema, schema, schema, schema);
+	size_t len = 1, off = 0;
+	char *out;
+
+	for (int i = 0; i < PQntuples(r); i++)
+		len += strlen(PQgetvalue(r, i, 0)) + 1;
+	out = xcalloc(1, len);
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t l = strlen(PQgetvalue(r, i, 0));
+
+		memcpy(out + off, PQgetvalue(r, i, 0), l);
+		off += l;
+		out[off++] = '\n';
+	}
+	PQclear(r);
+	return out;
+}
+
+static const char *
+schema_of(const struct variant *v)
+{
+	return v->schema != NULL ? v->schema : "public";
+}
+
+/* ---- the catalog ---- */
+
+Test(compat, pgq_install_is_pgqueuer_14s_install_object_for_object)
+{
+	for (size_t i = 0; i < PGQ_NELEM(variants); i++) {
+		const struct variant *v = &variants[i];
+		struct sql_names n;
+		struct pgq_error err;
+		char *theirs, *ours, *report = NULL;
+		PGconn *c;
+
+		(void)fresh_db(v, &c);
+		pq_install(c, "pgqueuer-1.4-install.sql", v);
+		theirs = catalog(c, schema_of(v));
+		pgq_names(&n, v);
+		/* pgq sees PgQueuer's queue as complete, and as 1.4. */
+		cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0,
+			     "prefix %s: %s", v->prefix, report);
+		free(report);
+		cr_expect_eq(sql_verify(c, &n, false, &report, &err), 1);
+		free(report);
+		PQfinish(c);
+
+		(void)fresh_db(v, &c);
+		cr_assert_eq(sql_install(c, &n, SQL_DURABLE, &err), 0, "%s",
+			     err.message);
+		ours = catalog(c, schema_of(v));
+		cr_expect_str_eq(ours, theirs, "prefix %s schema %s",
+				 v->prefix, v->schema);
+		cr_expect_not_null(strstr(ours, "picked_slot_idx"));
+		if (v->schema != NULL)
+			cr_expect_str_eq(catalog(c, "public"), "");
+		free(theirs);
+		free(ours);
+		PQfinish(c);
+	}
+}
+
+/* A PgQueuer 1.3 queue for v, and what pgq's upgrade makes of it. */
+static char *
+upgraded_by_pgq(const struct variant *v)
+{
+	struct sql_names n;
+	struct pgq_error err;
+	enum sql_layout l;
+	char *report = NULL, *once, *twice;
+	PGconn *c;
+
+	(void)fresh_db(v, &c);
+	pq_install(c, "pgqueuer-1.3-install.sql", v);
+	pgq_names(&n, v);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0, "%s", report);
+	free(report);
+	cr_assert_eq(sql_layout(c, &n, &l, &err), 0);
+	cr_expect_eq(l, SQL_LAYOUT_1_3);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_assert_eq(sql_layout(c, &n, &l, &err), 0);
+	cr_expect_eq(l, SQL_LAYOUT_1_4);
+	once = catalog(c, schema_of(v));
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	twice = catalog(c, schema_of(v));
+	cr_expect_str_eq(twice, once, "a second upgrade changed the catalog");
+	free(twice);
+	PQfinish(c);
+	return once;
+}
+
+Test(compat, pgq_upgrade_takes_pgqueuer_13_where_pgqueuers_upgrade_does)
+{
+	for (size_t i = 0; i < PGQ_NELEM(variants); i++) {
+		const struct variant *v = &variants[i];
+		struct fixture up;
+		char *ours = upgraded_by_pgq(v), *theirs, *fresh;
+		PGconn *c;
+
+		fixture_load(&up, "pgqueuer-1.4-upgrade.sql");
+		(void)fresh_db(v, &c);
+		pq_install(c, "pgqueuer-1.3-install.sql", v);
+		PQclear(pq_run(c, &up, "slot_column", v, 0, NULL));
+		PQclear(pq_run(c, &up, "slot_index", v, 0, NULL));
+		theirs = catalog(c, schema_of(v));
+		PQfinish(c);
+		(void)fresh_db(v, &c);
+		pq_install(c, "pgqueuer-1.4-install.sql", v);
+		fresh = catalog(c, schema_of(v));
+		PQfinish(c);
+		cr_expect_str_eq(ours, theirs, "prefix %s", v->prefix);
+		cr_expect_str_eq(ours, fresh, "prefix %s", v->prefix);
+		fixture_free(&up);
+		free(ours);
+		free(theirs);
+		free(fresh);
+	}
+}
+
+Test(compat, either_uninstall_leaves_nothing_of_the_other)
+{
+	for (size_t i = 0; i < PGQ_NELEM(variants); i++) {
+		const struct variant *v = &variants[i];
+		struct sql_names n;
+		struct pgq_error err;
+		struct fixture up;
+		char *report = NULL;
+		PGconn *c;
+
+		/* PgQueuer's install, pgq's uninstall. */
+		(void)fresh_db(v, &c);
+		pq_install(c, "pgqueuer-1.4-install.sql", v);
+		pgq_names(&n, v);
+		cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
+		cr_expect_str_eq(catalog(c, schema_of(v)), "");
+		cr_expect_eq(sql_verify(c, &n, false, &report, &err), 0, "%s",
+			     report);
+		free(report);
+
+		/* pgq's install, PgQueuer's uninstall: only pgq's own two
+		 * objects stay, which PgQueuer does not know. */
+		cr_assert_eq(sql_install(c, &n, SQL_DURABLE, &err), 0);
+		fixture_load(&up, "pgqueuer-1.4-upgrade.sql");
+		PQclear(pq_run(c, &up, "uninstall", v, 0, NULL));
+		cr_expect_str_eq(catalog(c, schema_of(v)), "");
+		cr_expect_eq(harness_scalar(c,
+					    "SELECT count(*) FROM pg_proc p "
+					    "JOIN pg_namespace s ON s.oid = "
+					    "p.pronamespace WHERE s.nspname = "
+					    "'%s' AND p.proname LIKE '%%changed'",
+					    schema_of(v)),
+			     0, "a notify function stayed");
+		cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
+		cr_expect_eq(harness_scalar(c,
+					    "SELECT count(*) FROM pg_class r "
+					    "JOIN pg_namespace s ON s.oid = "
+					    "r.relnamespace WHERE s.nspname = "
+					    "'%s'",
+					    schema_of(v)),
+			     0);
+		cr_expect_eq(sql_verify(c, &n, false, &report, &err), 0, "%s",
+			     report);
+		free(report);
+		fixture_free(&up);
+		PQfinish(c);
+	}
+}
+
+/* ---- statements across the tools ---- */
+
+/* The next notification on l within 10 s; its payload (caller frees). */
+static char *
+next_notify(PGconn *l)
+{
+	uint64_t deadline = clock_mono_ms() + 10000;
+
+	for (;;) {
+		PGnotify *nt;
+		struct pollfd pfd;
+		uint64_t now;
+
+		cr_assert_eq(PQconsumeInput(l), 1, "%s", PQerrorMessage(l));
+		if ((nt = PQnotifies(l)) != NULL) {
+			char *p = xstrdup(nt->extra);
+
+			PQfreemem(nt);
+			return p;
+		}
+		now = clock_mono_ms();
+		cr_assert_lt(now, deadline, "no notification");
+		pfd.fd = PQsocket(l);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		(void)poll(&pfd, 1, (int)(deadline - now));
+	}
+}
+
+/*
+ * A table_changed_event as the other tool's listener reads it: every
+ * member PgQueuer's TableChangedEvent has, with these values.
+ */
+static void
+expect_table_event(const char *payload, const char *channel,
+		   const char *operation, const char *table)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(payload, 0, &jerr);
+	struct driver_event ev;
+
+	cr_assert_not_null(o, "not JSON: %s", payload);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "channel")),
+			 channel);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "operation")),
+			 operation);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "table")),
+			 table);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "type")),
+			 "table_changed_event");
+	cr_expect(json_is_string(json_object_get(o, "sent_at")));
+	json_decref(o);
+	memset(&ev, 0, sizeof(ev));
+	cr_assert_eq(driver_event_parse(payload, &ev, NULL, 0), 0);
+	cr_expect_eq(ev.type, DRIVER_EVENT_TABLE_CHANGED);
+	driver_event_clear(&ev);
+}
+
+/*
+ * PgQueuer's enqueue of n jobs of eps (an array literal) with priorities
+ * prio and headers (each JSON text: "null" when none, as PgQueuer sends).
+ */
+static void
+pq_enqueue(PGconn *c, const struct fixture *f, const struct variant *v,
+	   const char *prio, const char *eps, const char *headers, int n)
+{
+	char nulls[128] = "{", after[256] = "{";
+	const char *vals[6] = {prio, eps, nulls, after, nulls, headers};
+	PGresult *r;
+
+	for (int i = 0; i < n; i++) {
+		strcat(nulls, i > 0 ? ",NULL" : "NULL");
+		strcat(after, i > 0 ? ",\"0 seconds\"" : "\"0 seconds\"");
+	}
+	strcat(nulls, "}");
+	strcat(after, "}");
+	r = pq_run(c, f, "enqueue", v, 6, vals);
+	cr_expect_eq(PQntuples(r), n);
+	PQclear(r);
+}
+
+/* The id of the job of the queue with priority prio. */
+static long long
+job_of(PGconn *c, const struct sql_names *n, int prio)
+{
+	return harness_scalar(c, "SELECT id FROM %s WHERE priority = %d",
+			      n->queue, prio);
+}
+
+static const char *
+job_state(PGconn *c, const struct sql_names *n, long long id)
+{
+	return harness_text(c,
+			    "SELECT coalesce((SELECT concat_ws(' ', status, "
+			    "attempts, coalesce(queue_manager_id::text, '-')) "
+			    "FROM %s WHERE id = %lld), 'gone')",
+			    n->queue, id);
+}
+
+/*
+ * Picked: 5 and 3 by B (PgQueuer), 1 by A (pgq). PgQueuer's heartbeat,
+ * completion, hold, retry and cancel next to pgq's requeue, claim, hold,
+ * complete and cancel: each sees what the other wrote.
+ */
+static void
+pq_then_pgq_writes(PGconn *c, const struct fixture *f,
+		   const struct sql_names *n, const struct variant *v)
+{
+	long long j5 = job_of(c, n, 5), j3 = job_of(c, n, 3),
+		  j1 = job_of(c, n, 1);
+	char both[64], one[32], three[32];
+	const char *own[4] = {OWNER_A, one, "{successful}", "{NULL}"};
+	const char *cv[4] = {"{ep}", "10", "30 seconds", OWNER_A};
+	const char *nul[1] = {NULL};
+	PGresult *r;
+
+	snprintf(both, sizeof(both), "{%lld,%lld}", j5, j3);
+	snprintf(one, sizeof(one), "{%lld}", j1);
+	snprintf(three, sizeof(three), "{%lld}", j3);
+	PQclear(harness_query(c, "UPDATE %s SET heartbeat = now() - "
+				 "interval '1 minute'",
+			      n->queue));
+	{
+		const char *hv[1] = {both};
+
+		r = pq_run(c, f, "heartbeat", v, 1, hv);
+		cr_expect_str_eq(PQcmdTuples(r), "2");
+		PQclear(r);
+	}
+	{
+		const char *lv[3] = {both, "{successful,failed}", "{NULL,NULL}"};
+
+		PQclear(pq_run(c, f, "log_job", v, 3, lv));
+	}
+	cr_expect_str_eq(job_state(c, n, j5), "gone");
+	cr_expect_str_eq(job_state(c, n, j3), "failed 0 -");
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT string_agg(status::text, ',' "
+				      "ORDER BY id) FROM %s WHERE job_id = "
+				      "%lld",
+				      n->log, j5),
+			 "queued,picked,successful");
+	/* pgq requeues what PgQueuer held. */
+	r = pgq_run(c, n, SQL_REQUEUE, 1, nul);
+	cr_expect_eq(PQntuples(r), 1);
+	PQclear(r);
+	cr_expect_str_eq(job_state(c, n, j3), "queued 0 -");
+	/* PgQueuer retries a job pgq holds: its old owner's completion is
+	 * refused, its next claim sees the attempt. */
+	{
+		char id[32];
+		const char *rv[3] = {id, "0 seconds", NULL};
+
+		snprintf(id, sizeof(id), "%lld", j1);
+		PQclear(pq_run(c, f, "retry", v, 3, rv));
+	}
+	r = pgq_run(c, n, SQL_COMPLETE, 4, own);
+	cr_expect_eq(PQntuples(r), 0);
+	PQclear(r);
+	r = pgq_run(c, n, SQL_CLAIM, 4, cv);
+	cr_expect_eq(PQntuples(r), 2);
+	PQclear(r);
+	cr_expect_str_eq(job_state(c, n, j1), "picked 1 " OWNER_A);
+	/* pgq holds it, PgQueuer requeues it, PgQueuer cancels it. */
+	{
+		const char *hv[3] = {OWNER_A, one, "{NULL}"};
+		const char *qv[1] = {one};
+		const char *kv[3] = {one, "{canceled}", "{NULL}"};
+
+		PQclear(pgq_run(c, n, SQL_HOLD, 3, hv));
+		cr_expect_str_eq(job_state(c, n, j1), "failed 1 -");
+		PQclear(pq_run(c, f, "requeue", v, 1, qv));
+		cr_expect_str_eq(job_state(c, n, j1), "queued 0 -");
+		PQclear(pq_run(c, f, "log_job", v, 3, kv));
+		cr_expect_str_eq(job_state(c, n, j1), "gone");
+	}
+	/* pgq's cancellation of a running job: PgQueuer's shape. */
+	{
+		const char *kv[1] = {three};
+
+		r = pgq_run(c, n, SQL_CANCEL, 1, kv);
+		cr_expect_eq(PQntuples(r), 0, "a picked job is its owner's");
+		PQclear(r);
+		own[1] = three;
+		r = pgq_run(c, n, SQL_COMPLETE, 4, own);
+		cr_expect_eq(PQntuples(r), 1);
+		PQclear(r);
+	}
+	r = pq_run(c, f, "queue_size", v, 0, NULL);
+	cr_expect_eq(PQntuples(r), 0);
+	PQclear(r);
+}
+
+/* PgQueuer's scheduler and pgq's take turns on one schedule row. */
+static void
+pq_pgq_schedules(PGconn *c, const struct fixture *f, const struct sql_names *n,
+		 const struct variant *v)
+{
+	const char *iv[3] = {"{\"* * * * *\"}", "{tick}", "{\"0 seconds\"}"};
+	const char *cv[2] = {"{\"* * * * *\"}", "{tick}"};
+	char id[32], ids[40], token[64], next[32];
+	const char *fv[5] = {id, token, next, NULL, "tick-schedule"};
+	PGresult *r;
+
+	PQclear(pq_run(c, f, "schedule_insert", v, 3, iv));
+	r = pgq_run(c, n, SQL_SCHEDULE_LIST, 0, NULL);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, 3), "queued");
+	snprintf(id, sizeof(id), "%s", PQgetvalue(r, 0, 0));
+	snprintf(ids, sizeof(ids), "{%s}", id);
+	PQclear(r);
+	/* PgQueuer claims it: pgq keeps off while its heartbeat is fresh. */
+	r = pq_run(c, f, "schedule_fetch", v, 3, iv);
+	cr_expect_eq(PQntuples(r), 1);
+	PQclear(r);
+	r = pgq_run(c, n, SQL_SCHEDULE_CLAIM, 2, cv);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, 3), "f");
+	PQclear(r);
+	/* PgQueuer is done; pgq claims the due row and fires it. */
+	{
+		const char *qv[1] = {ids};
+
+		PQclear(pq_run(c, f, "schedule_queued", v, 1, qv));
+	}
+	r = pgq_run(c, n, SQL_SCHEDULE_CLAIM, 2, cv);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, 3), "t");
+	snprintf(token, sizeof(token), "%s", PQgetvalue(r, 0, 7));
+	snprintf(next, sizeof(next), "%lld",
+		 (long long)strtod(PQgetvalue(r, 0, 9), NULL) + 60);
+	PQclear(r);
+	r = pgq_run(c, n, SQL_SCHEDULE_FIRE, 5, fv);
+	cr_expect_eq(PQntuples(r), 1, "fired");
+	PQclear(r);
+	cr_expect_str_eq(harness_text(c, "SELECT status FROM %s", n->schedules),
+			 "queued");
+	{
+		const char *dv[2] = {ids, "{}"};
+
+		PQclear(pq_run(c, f, "schedule_delete", v, 2, dv));
+	}
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM %s",
+				    n->schedules),
+		     0);
+}
+
+/*
+ * PgQueuer's fold and pgq's statistics, pgq's fold and PgQueuer's reader;
+ * a schedule handed back and forth.
+ */
+static void
+pq_statistics_and_schedules(PGconn *c, const struct fixture *f,
+			    const struct sql_names *n, const struct variant *v)
+{
+	const char *win[1] = {"1 hour"};
+	const char *ev[7] = {"{ep}",   "{NULL}", "{0}",  "{NULL}",
+			     "{NULL}", "{NULL}", "false"};
+	const char *lsv[2] = {"1 hour", "100"};
+	long long done = harness_scalar(c,
+					"SELECT count(*) FROM %s WHERE "
+					"status = 'successful'",
+					n->log);
+	long long queued;
+	PGresult *r;
+
+	PQclear(pq_run(c, f, "aggregate", v, 0, NULL));
+	cr_expect_eq(harness_scalar(c,
+				    "SELECT count(*) FROM %s WHERE NOT "
+				    "aggregated",
+				    n->log),
+		     0);
+	r = pgq_run(c, n, SQL_STATS, 1, win);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, 0), "ep");
+	cr_expect_eq(num(r, 0, 3), done, "successful");
+	PQclear(r);
+	PQclear(pgq_run(c, n, SQL_ENQUEUE, 7, ev));
+	queued = harness_scalar(c, "SELECT count(*) FROM %s WHERE status = "
+				   "'queued'",
+				n->log);
+	PQclear(pgq_run(c, n, SQL_AGGREGATE, 0, NULL));
+	r = pq_run(c, f, "log_statistics", v, 2, lsv);
+	cr_expect_eq(harness_scalar(c,
+				    "SELECT sum(count) FROM %s WHERE status = "
+				    "'queued'",
+				    n->statistics),
+		     queued);
+	cr_expect_gt(PQntuples(r), 0);
+	PQclear(r);
+	pq_pgq_schedules(c, f, n, v);
+}
+
+Test(compat, pgqueuer_14_statements_run_on_a_queue_pgq_installed)
+{
+	for (size_t i = 0; i < PGQ_NELEM(variants); i++) {
+		const struct variant *v = &variants[i];
+		struct sql_names n;
+		struct pgq_error err;
+		struct fixture f;
+		PGconn *c, *l;
+		PGresult *r;
+		const char *dsn = fresh_db(v, &c);
+		char *p;
+
+		pgq_names(&n, v);
+		cr_assert_eq(sql_install(c, &n, SQL_DURABLE, &err), 0);
+		fixture_load(&f, "pgqueuer-1.4-queries.sql");
+		l = harness_connect(dsn);
+		PQclear(harness_query(l, "LISTEN \"%s\"", n.channel));
+
+		/* PgQueuer enqueues; pgq's trigger tells its listeners. */
+		pq_enqueue(c, &f, v, "{5,1}", "{ep,ep}",
+			   "{\"null\",\"{\\\"k\\\": \\\"v\\\"}\"}", 2);
+		p = next_notify(l);
+		expect_table_event(p, n.channel, "insert", n.queue_bare);
+		free(p);
+		{
+			const char *ev[7] = {"{ep}",   "{NULL}", "{3}",	 "{NULL}",
+					     "{NULL}", "{NULL}", "false"};
+
+			PQclear(pgq_run(c, &n, SQL_ENQUEUE, 7, ev));
+		}
+		cr_expect_eq(harness_scalar(c,
+					    "SELECT count(*) FROM %s WHERE "
+					    "headers = 'null'::jsonb",
+					    n.queue),
+			     2, "both tools write absent headers as JSON null");
+
+		/* PgQueuer's dequeue takes the two best: its own and pgq's. */
+		{
+			const char *dv[4] = {"2", "{ep}", OWNER_B, "30 seconds"};
+
+			r = pq_run(c, &f, "dequeue", v, 4, dv);
+			cr_assert_eq(PQntuples(r), 2);
+			cr_expect_str_eq(PQgetvalue(r, 1, PQfnumber(r, "headers")),
+					 "null");
+			cr_expect(PQgetisnull(r, 0, PQfnumber(r, "slot")));
+			PQclear(r);
+		}
+		/* pgq's claim takes the third, and reads its headers. */
+		{
+			const char *cv[4] = {"{ep}", "10", "30 seconds", OWNER_A};
+
+			r = pgq_run(c, &n, SQL_CLAIM, 4, cv);
+			cr_assert_eq(PQntuples(r), 1);
+			cr_expect_str_eq(PQgetvalue(r, 0, 5), "{\"k\": \"v\"}");
+			PQclear(r);
+		}
+		pq_then_pgq_writes(c, &f, &n, v);
+		pq_statistics_and_schedules(c, &f, &n, v);
+		fixture_free(&f);
+		PQfinish(l);
+		PQfinish(c);
+	}
+}
+
+Test(compat, cancellation_events_read_the_same_in_both_tools)
+{
+	struct sql_names n;
+	struct fixture f;
+	struct driver_event ev;
+	const char *dsn = harness_db_new(true);
+	PGconn *c = harness_connect(dsn), *l = harness_connect(dsn);
+	const char *kv[1] = {"{3,5}"};
+	json_error_t jerr;
+	json_t *o, *ids;
+	char *p;
+
+	/* PgQueuer's payload, read by pgq. */
+	fixture_load(&f, "pgqueuer-1.4-queries.sql");
+	memset(&ev, 0, sizeof(ev));
+	cr_assert_eq(driver_event_parse(fixture_get(&f, "cancellation_event"),
+					&ev, NULL, 0),
+		     0);
+	cr_expect_eq(ev.type, DRIVER_EVENT_CANCELLATION);
+	cr_assert_eq(ev.nids, 2);
+	cr_expect_eq(ev.ids[0], 3);
+	cr_expect_eq(ev.ids[1], 5);
+	driver_event_clear(&ev);
+	fixture_free(&f);
+
+	/* pgq's, with every member PgQueuer's CancellationEvent has. */
+	pgq_names(&n, &variants[0]);
+	PQclear(harness_query(l, "LISTEN ch_pgqueuer"));
+	PQclear(pgq_run(c, &n, SQL_CANCEL, 1, kv));
+	p = next_notify(l);
+	o = json_loads(p, 0, &jerr);
+	cr_assert_not_null(o, "%s", p);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "channel")),
+			 "ch_pgqueuer");
+	cr_expect_str_eq(json_string_value(json_object_get(o, "type")),
+			 "cancellation_event");
+	cr_expect(json_is_string(json_object_get(o, "sent_at")));
+	cr_expect(json_is_string(json_object_get(o, "received_at")));
+	ids = json_object_get(o, "ids");
+	cr_assert(json_is_array(ids));
+	cr_expect_eq(json_array_size(ids), 2);
+	cr_expect_eq(json_integer_value(json_array_get(ids, 1)), 5);
+	json_decref(o);
+	free(p);
+	PQfinish(l);
+	PQfinish(c);
+}
