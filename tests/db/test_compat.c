@@ -217,6 +217,14 @@ pgq_names(struct sql_names *n, const struct variant *v)
 
 /* ---- running statements ---- */
 
+/* PgQueuer's DDL says what it skips ("... does not exist, skipping"). */
+static void
+quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 /* A fresh database with v's schema (and nothing installed); conninfo. */
 static const char *
 fresh_db(const struct variant *v, PGconn **c)
@@ -224,6 +232,7 @@ fresh_db(const struct variant *v, PGconn **c)
 	const char *dsn = harness_db_new(false);
 
 	*c = harness_connect(dsn);
+	PQsetNoticeProcessor(*c, quiet, NULL);
 	if (v->schema != NULL)
 		PQclear(harness_query(*c, "CREATE SCHEMA %s", v->schema));
 	return dsn;
@@ -246,8 +255,9 @@ try_sql(PGconn *c, const char *sql, int np, const char *const *v,
 {
 	/* Without parameters, the simple protocol: PgQueuer's DDL goes as
 	 * one multi-statement string. */
-	PGresult *r = np == 0 ? PQexec(c, sql)
-			      : PQexecParams(c, sql, np, NULL, v, NULL, NULL, 0);
+	PGresult *r =
+		np == 0 ? PQexec(c, sql)
+			: PQexecParams(c, sql, np, NULL, v, NULL, NULL, 0);
 	const char *f;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK ||
@@ -412,8 +422,8 @@ Test(compat, pgq_install_is_pgqueuer_14s_install_object_for_object)
 		cr_assert_eq(sql_install(c, &n, SQL_DURABLE, &err), 0, "%s",
 			     err.message);
 		ours = catalog(c, schema_of(v));
-		cr_expect_str_eq(ours, theirs, "prefix %s schema %s",
-				 v->prefix, v->schema);
+		cr_expect_str_eq(ours, theirs, "prefix %s schema %s", v->prefix,
+				 v->schema);
 		cr_expect_not_null(strstr(ours, "picked_slot_idx"));
 		if (v->schema != NULL)
 			cr_expect_str_eq(catalog(c, "public"), "");
@@ -506,13 +516,14 @@ Test(compat, either_uninstall_leaves_nothing_of_the_other)
 		fixture_load(&up, "pgqueuer-1.4-upgrade.sql");
 		PQclear(pq_run(c, &up, "uninstall", v, 0, NULL));
 		cr_expect_str_eq(catalog(c, schema_of(v)), "");
-		cr_expect_eq(harness_scalar(c,
-					    "SELECT count(*) FROM pg_proc p "
-					    "JOIN pg_namespace s ON s.oid = "
-					    "p.pronamespace WHERE s.nspname = "
-					    "'%s' AND p.proname LIKE '%%changed'",
-					    schema_of(v)),
-			     0, "a notify function stayed");
+		cr_expect_eq(
+			harness_scalar(c,
+				       "SELECT count(*) FROM pg_proc p "
+				       "JOIN pg_namespace s ON s.oid = "
+				       "p.pronamespace WHERE s.nspname = "
+				       "'%s' AND p.proname LIKE '%%changed'",
+				       schema_of(v)),
+			0, "a notify function stayed");
 		cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
 		cr_expect_eq(harness_scalar(c,
 					    "SELECT count(*) FROM pg_class r "
@@ -575,8 +586,7 @@ expect_table_event(const char *payload, const char *channel,
 			 channel);
 	cr_expect_str_eq(json_string_value(json_object_get(o, "operation")),
 			 operation);
-	cr_expect_str_eq(json_string_value(json_object_get(o, "table")),
-			 table);
+	cr_expect_str_eq(json_string_value(json_object_get(o, "table")), table);
 	cr_expect_str_eq(json_string_value(json_object_get(o, "type")),
 			 "table_changed_event");
 	cr_expect(json_is_string(json_object_get(o, "sent_at")));
@@ -648,8 +658,9 @@ pq_then_pgq_writes(PGconn *c, const struct fixture *f,
 	snprintf(both, sizeof(both), "{%lld,%lld}", j5, j3);
 	snprintf(one, sizeof(one), "{%lld}", j1);
 	snprintf(three, sizeof(three), "{%lld}", j3);
-	PQclear(harness_query(c, "UPDATE %s SET heartbeat = now() - "
-				 "interval '1 minute'",
+	PQclear(harness_query(c,
+			      "UPDATE %s SET heartbeat = now() - "
+			      "interval '1 minute'",
 			      n->queue));
 	{
 		const char *hv[1] = {both};
@@ -659,7 +670,8 @@ pq_then_pgq_writes(PGconn *c, const struct fixture *f,
 		PQclear(r);
 	}
 	{
-		const char *lv[3] = {both, "{successful,failed}", "{NULL,NULL}"};
+		const char *lv[3] = {both, "{successful,failed}",
+				     "{NULL,NULL}"};
 
 		PQclear(pq_run(c, f, "log_job", v, 3, lv));
 	}
@@ -771,8 +783,7 @@ pq_pgq_schedules(PGconn *c, const struct fixture *f, const struct sql_names *n,
 
 		PQclear(pq_run(c, f, "schedule_delete", v, 2, dv));
 	}
-	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM %s",
-				    n->schedules),
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM %s", n->schedules),
 		     0);
 }
 
@@ -785,7 +796,7 @@ pq_statistics_and_schedules(PGconn *c, const struct fixture *f,
 			    const struct sql_names *n, const struct variant *v)
 {
 	const char *win[1] = {"1 hour"};
-	const char *ev[7] = {"{ep}",   "{NULL}", "{0}",  "{NULL}",
+	const char *ev[7] = {"{ep}",   "{NULL}", "{0}",	 "{NULL}",
 			     "{NULL}", "{NULL}", "false"};
 	const char *lsv[2] = {"1 hour", "100"};
 	long long done = harness_scalar(c,
@@ -807,8 +818,9 @@ pq_statistics_and_schedules(PGconn *c, const struct fixture *f,
 	cr_expect_eq(num(r, 0, 3), done, "successful");
 	PQclear(r);
 	PQclear(pgq_run(c, n, SQL_ENQUEUE, 7, ev));
-	queued = harness_scalar(c, "SELECT count(*) FROM %s WHERE status = "
-				   "'queued'",
+	queued = harness_scalar(c,
+				"SELECT count(*) FROM %s WHERE status = "
+				"'queued'",
 				n->log);
 	PQclear(pgq_run(c, n, SQL_AGGREGATE, 0, NULL));
 	r = pq_run(c, f, "log_statistics", v, 2, lsv);
@@ -847,8 +859,9 @@ Test(compat, pgqueuer_14_statements_run_on_a_queue_pgq_installed)
 		expect_table_event(p, n.channel, "insert", n.queue_bare);
 		free(p);
 		{
-			const char *ev[7] = {"{ep}",   "{NULL}", "{3}",	 "{NULL}",
-					     "{NULL}", "{NULL}", "false"};
+			const char *ev[7] = {"{ep}",   "{NULL}", "{3}",
+					     "{NULL}", "{NULL}", "{NULL}",
+					     "false"};
 
 			PQclear(pgq_run(c, &n, SQL_ENQUEUE, 7, ev));
 		}
@@ -860,18 +873,21 @@ Test(compat, pgqueuer_14_statements_run_on_a_queue_pgq_installed)
 
 		/* PgQueuer's dequeue takes the two best: its own and pgq's. */
 		{
-			const char *dv[4] = {"2", "{ep}", OWNER_B, "30 seconds"};
+			const char *dv[4] = {"2", "{ep}", OWNER_B,
+					     "30 seconds"};
 
 			r = pq_run(c, &f, "dequeue", v, 4, dv);
 			cr_assert_eq(PQntuples(r), 2);
-			cr_expect_str_eq(PQgetvalue(r, 1, PQfnumber(r, "headers")),
-					 "null");
+			cr_expect_str_eq(
+				PQgetvalue(r, 1, PQfnumber(r, "headers")),
+				"null");
 			cr_expect(PQgetisnull(r, 0, PQfnumber(r, "slot")));
 			PQclear(r);
 		}
 		/* pgq's claim takes the third, and reads its headers. */
 		{
-			const char *cv[4] = {"{ep}", "10", "30 seconds", OWNER_A};
+			const char *cv[4] = {"{ep}", "10", "30 seconds",
+					     OWNER_A};
 
 			r = pgq_run(c, &n, SQL_CLAIM, 4, cv);
 			cr_assert_eq(PQntuples(r), 1);
@@ -932,4 +948,579 @@ Test(compat, cancellation_events_read_the_same_in_both_tools)
 	free(p);
 	PQfinish(l);
 	PQfinish(c);
+}
+
+/* Statements pgq runs only where its limits table is (pgq upgrade). */
+static bool
+needs_limits_table(enum sql_stmt s)
+{
+	return s == SQL_LIMIT_LOCK || s == SQL_CLAIM_LIMITED ||
+	       s == SQL_ENQUEUE_CHECKED || s == SQL_PAYLOAD_LIMITS;
+}
+
+/* Prepares every statement of pgq; those in need of the limits table
+ * prepare only when with_limits. */
+static void
+prepare_all(PGconn *c, const struct sql_names *n, bool with_limits)
+{
+	for (int s = 0; s < SQL_STMT_COUNT; s++) {
+		char *sql = sql_stmt_render((enum sql_stmt)s, n);
+		char name[64];
+		PGresult *r;
+		bool ok;
+
+		snprintf(name, sizeof(name), "t_%d", s);
+		r = PQprepare(c, name, sql, 0, NULL);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (with_limits || !needs_limits_table((enum sql_stmt)s))
+			cr_expect(ok, "%s: %s", sql_stmt_name((enum sql_stmt)s),
+				  PQresultErrorMessage(r));
+		else
+			cr_expect(!ok, "%s prepared without the limits table",
+				  sql_stmt_name((enum sql_stmt)s));
+		PQclear(r);
+		free(sql);
+	}
+	PQclear(harness_query(c, "DEALLOCATE ALL"));
+}
+
+/* pgq's claim, heartbeat, retry, complete, hold, requeue, cancel and
+ * recovery on a queue PgQueuer built, read back with PgQueuer's dequeue. */
+static void
+pgq_writes_on_pq_queue(PGconn *c, const struct fixture *f,
+		       const struct sql_names *n, const struct variant *v)
+{
+	const char *cv[4] = {"{ep}", "10", "30 seconds", OWNER_A};
+	const char *hb[1] = {"{" OWNER_A "}"};
+	char ids[64];
+	const char *rt[5] = {OWNER_A, ids, "{NULL}", "{NULL}", "{NULL}"};
+	const char *dv[4] = {"1", "{ep}", OWNER_B, "30 seconds"};
+	PGresult *r;
+	long long a, b;
+
+	/* PgQueuer's worker takes the best job pgq enqueued. */
+	r = pq_run(c, f, "dequeue", v, 4, dv);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_eq(num(r, 0, PQfnumber(r, "priority")), 9);
+	PQclear(r);
+	r = pgq_run(c, n, SQL_CLAIM, 4, cv);
+	cr_assert_eq(PQntuples(r), 2);
+	a = num(r, 0, 0);
+	b = num(r, 1, 0);
+	cr_expect(PQgetisnull(r, 1, 5), "no headers: %s", PQgetvalue(r, 1, 5));
+	PQclear(r);
+	r = pgq_run(c, n, SQL_HEARTBEAT, 1, hb);
+	cr_expect_str_eq(PQcmdTuples(r), "2");
+	PQclear(r);
+	snprintf(ids, sizeof(ids), "{%lld}", a);
+	PQclear(pgq_run(c, n, SQL_RETRY, 5, rt));
+	cr_expect_str_eq(job_state(c, n, a), "queued 1 -");
+	snprintf(ids, sizeof(ids), "{%lld}", b);
+	{
+		const char *hv[3] = {OWNER_A, ids, "{NULL}"};
+		const char *qv[1] = {ids};
+
+		PQclear(pgq_run(c, n, SQL_HOLD, 3, hv));
+		cr_expect_str_eq(job_state(c, n, b), "failed 0 -");
+		PQclear(pgq_run(c, n, SQL_REQUEUE, 1, qv));
+		PQclear(pgq_run(c, n, SQL_CANCEL, 1, qv));
+		cr_expect_str_eq(job_state(c, n, b), "gone");
+	}
+	/* a dies holding a; the recovery puts it back for PgQueuer. */
+	r = pgq_run(c, n, SQL_CLAIM, 4, cv);
+	cr_expect_eq(PQntuples(r), 1);
+	PQclear(r);
+	{
+		const char *rv[7] = {OWNER_A, "{ep}", "{5}", "{f}",
+				     "5",     "f",    "null"};
+
+		r = pgq_run(c, n, SQL_RECOVER, 7, rv);
+		cr_expect_eq(PQntuples(r), 1);
+		PQclear(r);
+	}
+	cr_expect_str_eq(job_state(c, n, a), "queued 2 -");
+	r = pq_run(c, f, "dequeue", v, 4, dv);
+	cr_expect_eq(PQntuples(r), 1);
+	cr_expect_eq(num(r, 0, 0), a);
+	PQclear(r);
+}
+
+Test(compat, pgq_statements_run_on_queues_pgqueuer_installed)
+{
+	static const char *const installs[] = {"pgqueuer-1.3-install.sql",
+					       "pgqueuer-1.4-install.sql"};
+
+	for (size_t k = 0; k < PGQ_NELEM(installs); k++)
+		for (size_t i = 0; i < PGQ_NELEM(variants); i++) {
+			const struct variant *v = &variants[i];
+			const char *ev[7] = {"{ep,ep,ep}",
+					     "{NULL,NULL,NULL}",
+					     "{9,1,2}",
+					     "{NULL,NULL,NULL}",
+					     "{NULL,NULL,NULL}",
+					     "{NULL,NULL,NULL}",
+					     "false"};
+			struct sql_names n;
+			struct pgq_error err;
+			struct fixture f;
+			enum sql_layout l;
+			PGconn *c, *li;
+			const char *dsn = fresh_db(v, &c);
+			char *p;
+
+			pq_install(c, installs[k], v);
+			pgq_names(&n, v);
+			fixture_load(&f, "pgqueuer-1.4-queries.sql");
+			prepare_all(c, &n, false);
+			li = harness_connect(dsn);
+			PQclear(harness_query(li, "LISTEN \"%s\"", n.channel));
+			PQclear(pgq_run(c, &n, SQL_ENQUEUE, 7, ev));
+			/* PgQueuer's trigger tells pgq's listener. */
+			p = next_notify(li);
+			expect_table_event(p, n.channel, "insert",
+					   n.queue_bare);
+			free(p);
+			pgq_writes_on_pq_queue(c, &f, &n, v);
+			pq_statistics_and_schedules(c, &f, &n, v);
+			/* pgq upgrade adds its limits table (and 1.4). */
+			cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s",
+				     err.message);
+			cr_assert_eq(sql_layout(c, &n, &l, &err), 0);
+			cr_expect_eq(l, SQL_LAYOUT_1_4, "%s", installs[k]);
+			prepare_all(c, &n, true);
+			fixture_free(&f);
+			PQfinish(li);
+			PQfinish(c);
+		}
+}
+
+/* ---- one concurrency limit across both tools ---- */
+
+/* PgQueuer's limited dequeue, rendered for the default names. */
+static char *
+pq_sql(const char *file, const char *name)
+{
+	struct fixture f;
+	char *sql;
+
+	fixture_load(&f, file);
+	sql = pq_render(fixture_get(&f, name), &variants[0]);
+	fixture_free(&f);
+	return sql;
+}
+
+/*
+ * PgQueuer's dequeue (sql) of up to batch jobs of ep for owner, the
+ * entrypoint's limit being limit. NULL with why on an error.
+ */
+static PGresult *
+pq_dequeue(PGconn *c, const char *sql, int batch, const char *ep,
+	   const char *owner, int limit, struct failure *why)
+{
+	char b[16], e[80], l[24];
+	const char *v[5] = {b, e, owner, "30 seconds", l};
+
+	snprintf(b, sizeof(b), "%d", batch);
+	snprintf(e, sizeof(e), "{%s}", ep);
+	snprintf(l, sizeof(l), "{%d}", limit);
+	return try_sql(c, sql, 5, v, why);
+}
+
+/* pgq's two statements of a limited claim. */
+struct pgq_claim_sql {
+	char *lock;
+	char *claim;
+};
+
+static void
+pgq_claim_sql_init(struct pgq_claim_sql *s, const struct sql_names *n)
+{
+	s->lock = sql_stmt_render(SQL_LIMIT_LOCK, n);
+	s->claim = sql_stmt_render(SQL_CLAIM_LIMITED, n);
+}
+
+static void
+pgq_claim_sql_clear(struct pgq_claim_sql *s)
+{
+	free(s->lock);
+	free(s->claim);
+}
+
+/*
+ * pgq's limited claim as its consumer runs it (BEGIN, LIMIT_LOCK,
+ * CLAIM_LIMITED of one job, then COMMIT unless keep_open). Returns the jobs
+ * claimed (the id in *id), or -1 with why, rolled back.
+ */
+static int
+pgq_claim(PGconn *c, const struct pgq_claim_sql *s, const char *ep, int limit,
+	  const char *owner, bool keep_open, long long *id, struct failure *why)
+{
+	char l[16];
+	const char *lv[4] = {ep, l, "0", "0"};
+	const char *cv[8] = {ep,  "1",		l,     "0",
+			     "0", "30 seconds", owner, "false"};
+	PGresult *r;
+	int got = -1;
+
+	snprintf(l, sizeof(l), "%d", limit);
+	PQclear(PQexec(c, "BEGIN"));
+	if ((r = try_sql(c, s->lock, 4, lv, why)) == NULL)
+		goto out;
+	PQclear(r);
+	if ((r = try_sql(c, s->claim, 8, cv, why)) == NULL)
+		goto out;
+	got = PQgetisnull(r, 0, 0) ? 0 : 1;
+	if (got == 1 && id != NULL)
+		*id = num(r, 0, 0);
+	PQclear(r);
+out:
+	if (got == -1 || !keep_open)
+		PQclear(PQexec(c, got == -1 ? "ROLLBACK" : "COMMIT"));
+	return got;
+}
+
+/* Waits (10 s at most) until backend pid waits for a lock. */
+static void
+wait_for_lock_wait(PGconn *watch, int pid)
+{
+	uint64_t end = clock_mono_ms() + 10000;
+
+	while (harness_scalar(watch,
+			      "SELECT count(*) FROM pg_stat_activity WHERE "
+			      "pid = %d AND wait_event_type = 'Lock'",
+			      pid) == 0) {
+		struct timespec ts = {0, 2000000};
+
+		cr_assert_lt(clock_mono_ms(), end, "pid %d never waited", pid);
+		nanosleep(&ts, NULL);
+	}
+}
+
+static long long
+picked_of(PGconn *c, const char *ep)
+{
+	return harness_scalar(c,
+			      "SELECT count(*) FROM pgqueuer WHERE status = "
+			      "'picked' AND entrypoint = '%s'",
+			      ep);
+}
+
+Test(compat, jobs_picked_before_the_upgrade_count_for_both_tools)
+{
+	const struct variant *v = &variants[0];
+	char *old = pq_sql("pgqueuer-1.3-queries.sql", "dequeue_limited");
+	char *now = pq_sql("pgqueuer-1.4-queries.sql", "dequeue_limited");
+	struct pgq_claim_sql s;
+	struct sql_names n;
+	struct pgq_error err;
+	struct failure why;
+	struct fixture f;
+	long long legacy, id = 0;
+	PGresult *r;
+	PGconn *c;
+
+	(void)fresh_db(v, &c);
+	pq_install(c, "pgqueuer-1.3-install.sql", v);
+	fixture_load(&f, "pgqueuer-1.4-queries.sql");
+	pq_enqueue(c, &f, v, "{0,0,0}", "{lim,lim,lim}",
+		   "{\"null\",\"null\",\"null\"}", 3);
+	/* A PgQueuer 1.3 worker has one running when the upgrade comes. */
+	r = pq_dequeue(c, old, 1, "lim", OWNER_B, 2, &why);
+	cr_assert_not_null(r, "%s", why.message);
+	cr_assert_eq(PQntuples(r), 1);
+	legacy = num(r, 0, 0);
+	PQclear(r);
+	pgq_names(&n, v);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT coalesce(slot::text, '-') "
+				      "FROM pgqueuer WHERE id = %lld",
+				      legacy),
+			 "-");
+	/* Both tools count it: one more for PgQueuer 1.4, none for pgq. */
+	r = pq_dequeue(c, now, 5, "lim", OWNER_B, 2, &why);
+	cr_assert_not_null(r, "%s", why.message);
+	cr_expect_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, PQfnumber(r, "slot")), "0");
+	PQclear(r);
+	pgq_claim_sql_init(&s, &n);
+	cr_expect_eq(pgq_claim(c, &s, "lim", 2, OWNER_A, false, NULL, &why), 0);
+	cr_expect_eq(picked_of(c, "lim"), 2);
+	/* It ends: pgq takes its place, in the next free slot. */
+	{
+		char ids[32];
+		const char *lv[3] = {ids, "{successful}", "{NULL}"};
+
+		snprintf(ids, sizeof(ids), "{%lld}", legacy);
+		PQclear(pq_run(c, &f, "log_job", v, 3, lv));
+	}
+	cr_expect_eq(pgq_claim(c, &s, "lim", 2, OWNER_A, false, &id, &why), 1);
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT slot FROM pgqueuer WHERE id = "
+				      "%lld",
+				      id),
+			 "1");
+	r = pq_dequeue(c, now, 5, "lim", OWNER_B, 2, &why);
+	cr_assert_not_null(r, "%s", why.message);
+	cr_expect_eq(PQntuples(r), 0);
+	PQclear(r);
+	cr_expect_eq(picked_of(c, "lim"), 2);
+	pgq_claim_sql_clear(&s);
+	fixture_free(&f);
+	free(old);
+	free(now);
+	PQfinish(c);
+}
+
+/* Adds n queued jobs of ep with priority prio (pgq's default names). */
+static void
+add_jobs(PGconn *c, const char *ep, int n, int prio)
+{
+	PQclear(harness_query(c,
+			      "INSERT INTO pgqueuer (priority, status, "
+			      "entrypoint, headers) SELECT %d, 'queued', '%s', "
+			      "'null' FROM generate_series(1, %d)",
+			      prio, ep, n));
+}
+
+/* The one result of what was sent on c; NULL with why on an error. */
+static PGresult *
+result_of(PGconn *c, struct failure *why)
+{
+	PGresult *r = PQgetResult(c), *extra;
+	const char *f;
+
+	while ((extra = PQgetResult(c)) != NULL)
+		PQclear(extra);
+	if (PQresultStatus(r) == PGRES_TUPLES_OK)
+		return r;
+	memset(why, 0, sizeof(*why));
+	f = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	snprintf(why->sqlstate, sizeof(why->sqlstate), "%s", f ? f : "");
+	f = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+	snprintf(why->constraint, sizeof(why->constraint), "%s", f ? f : "");
+	snprintf(why->message, sizeof(why->message), "%s",
+		 PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
+Test(compat, the_later_of_two_claims_of_one_slot_fails_in_either_order)
+{
+	const char *dsn = harness_db_new(true);
+	PGconn *a = harness_connect(dsn), *b = harness_connect(dsn),
+	       *watch = harness_connect(dsn);
+	char *deq = pq_sql("pgqueuer-1.4-queries.sql", "dequeue_limited");
+	struct pgq_claim_sql s;
+	struct sql_names n;
+	struct failure why;
+	long long id = 0;
+	char bv0[8] = "1", bv1[16] = "{lim}", bv4[16] = "{1}";
+	const char *bv[5] = {bv0, bv1, OWNER_B, "30 seconds", bv4};
+	PGresult *r;
+
+	pgq_names(&n, &variants[0]);
+	pgq_claim_sql_init(&s, &n);
+	add_jobs(watch, "lim", 3, 0);
+	/* a1: pgq takes slot 0 of limit 1 and holds its transaction. */
+	cr_assert_eq(pgq_claim(a, &s, "lim", 1, OWNER_A, true, &id, &why), 1,
+		     "%s", why.message);
+	/* A job of higher priority arrives: PgQueuer's window is that one,
+	 * which nobody has locked, and its count cannot see pgq's claim. */
+	add_jobs(watch, "lim", 1, 9);
+	/* b1: PgQueuer's dequeue picks slot 0 too, and waits for a. */
+	cr_assert_eq(PQsendQueryParams(b, deq, 5, NULL, bv, NULL, NULL, 0), 1);
+	wait_for_lock_wait(watch, PQbackendPID(b));
+	/* a2: commit; b loses the race on the slot index. */
+	PQclear(harness_query(a, "COMMIT"));
+	r = result_of(b, &why);
+	cr_expect_null(r, "PgQueuer claimed past the limit");
+	PQclear(r);
+	cr_expect_str_eq(why.sqlstate, "23505");
+	cr_expect_str_eq(why.constraint, "pgqueuer_picked_slot_idx");
+	cr_expect_eq(picked_of(watch, "lim"), 1);
+
+	/* The other way round: PgQueuer holds slot 0 (its job done and
+	 * the other released first), pgq's claim waits, then loses. */
+	PQclear(harness_query(watch, "DELETE FROM pgqueuer WHERE id = %lld",
+			      id));
+	PQclear(harness_query(b, "BEGIN"));
+	r = pq_dequeue(b, deq, 1, "lim", OWNER_B, 1, &why);
+	cr_assert_not_null(r, "%s", why.message);
+	cr_assert_eq(PQntuples(r), 1);
+	cr_expect_str_eq(PQgetvalue(r, 0, PQfnumber(r, "slot")), "0");
+	PQclear(r);
+	{
+		const char *lv[4] = {"lim", "1", "0", "0"};
+		const char *cv[8] = {"lim", "1",	  "1",	   "0",
+				     "0",   "30 seconds", OWNER_A, "false"};
+
+		PQclear(harness_query(a, "BEGIN"));
+		r = try_sql(a, s.lock, 4, lv, &why);
+		cr_assert_not_null(r, "%s", why.message);
+		PQclear(r);
+		cr_assert_eq(PQsendQueryParams(a, s.claim, 8, NULL, cv, NULL,
+					       NULL, 0),
+			     1);
+	}
+	wait_for_lock_wait(watch, PQbackendPID(a));
+	PQclear(harness_query(b, "COMMIT"));
+	r = result_of(a, &why);
+	cr_expect_null(r, "pgq claimed past the limit");
+	PQclear(r);
+	cr_expect_str_eq(why.sqlstate, "23505");
+	cr_expect_str_eq(why.constraint, "pgqueuer_picked_slot_idx");
+	PQclear(harness_query(a, "ROLLBACK"));
+	cr_expect_eq(picked_of(watch, "lim"), 1);
+	pgq_claim_sql_clear(&s);
+	free(deq);
+	PQfinish(a);
+	PQfinish(b);
+	PQfinish(watch);
+}
+
+/* ---- libpgq consumers beside PgQueuer's claimers ---- */
+
+/* What a consumer logged, kept for the test to read. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[8192];
+static atomic_int log_warnings;
+
+static void
+keep_log(void *arg, enum pgq_log_level level, const char *message)
+{
+	(void)arg;
+	if (level <= PGQ_LOG_WARN)
+		atomic_fetch_add(&log_warnings, 1);
+	pthread_mutex_lock(&log_mu);
+	if (strlen(log_text) + strlen(message) + 2 < sizeof(log_text)) {
+		strcat(log_text, message);
+		strcat(log_text, "\n");
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+static bool
+logged(const char *what)
+{
+	bool found;
+
+	pthread_mutex_lock(&log_mu);
+	found = strstr(log_text, what) != NULL;
+	pthread_mutex_unlock(&log_mu);
+	return found;
+}
+
+static atomic_long handled;
+
+static enum pgq_outcome
+count_job(const struct pgq_job *job, void *resources, struct pgq_result *res)
+{
+	(void)job;
+	(void)resources;
+	(void)res;
+	atomic_fetch_add(&handled, 1);
+	return PGQ_OUTCOME_SUCCESS;
+}
+
+struct drainer {
+	pthread_t t;
+	char dsn[300];
+	int rc;
+	char why[600];
+};
+
+/* One libpgq consumer draining "lim" (limit 1), its log kept. */
+static void *
+drainer_main(void *arg)
+{
+	struct drainer *d = arg;
+	struct pgq_entrypoint_options o;
+	struct pgq_error err;
+	struct pgq *q = pgq_connect(d->dsn, NULL, PGQ_ROLE_CONSUMER, &err);
+	struct pgq_consumer *c = NULL;
+
+	d->rc = -1;
+	pgq_entrypoint_options_init(&o);
+	o.concurrency_limit = 1;
+	if (q == NULL || (c = pgq_consumer_new(q, NULL, &err)) == NULL ||
+	    pgq_consumer_add(c, "lim", count_job, &o, &err) == -1)
+		goto out;
+	pgq_consumer_set_log(c, keep_log, NULL);
+	d->rc = pgq_consumer_drain(c, &err);
+out:
+	if (d->rc == -1)
+		snprintf(d->why, sizeof(d->why), "%s", err.message);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	return NULL;
+}
+
+Test(compat, a_consumer_that_loses_a_slot_race_claims_nothing_and_goes_on)
+{
+	const char *dsn = harness_db_new(true);
+	PGconn *b = harness_connect(dsn), *watch = harness_connect(dsn);
+	char *deq = pq_sql("pgqueuer-1.4-queries.sql", "dequeue_limited");
+	struct fixture f;
+	struct failure why;
+	struct drainer d;
+	long long mine, pid = 0;
+	uint64_t end;
+	PGresult *r;
+
+	memset(&d, 0, sizeof(d));
+	log_text[0] = '\0';
+	atomic_store(&log_warnings, 0);
+	atomic_store(&handled, 0);
+	add_jobs(watch, "lim", 3, 0);
+	/* PgQueuer holds slot 0 of limit 1, not yet committed. */
+	PQclear(harness_query(b, "BEGIN"));
+	r = pq_dequeue(b, deq, 1, "lim", OWNER_B, 1, &why);
+	cr_assert_not_null(r, "%s", why.message);
+	cr_assert_eq(PQntuples(r), 1);
+	mine = num(r, 0, 0);
+	PQclear(r);
+	/* The consumer's claim takes slot 0 as well, and waits. */
+	snprintf(d.dsn, sizeof(d.dsn), "%s application_name=compat_drainer",
+		 dsn);
+	cr_assert_eq(pthread_create(&d.t, NULL, drainer_main, &d), 0);
+	for (end = clock_mono_ms() + 10000; pid == 0;) {
+		struct timespec ts = {0, 2000000};
+
+		cr_assert_lt(clock_mono_ms(), end, "the consumer never waited");
+		pid = harness_scalar(watch,
+				     "SELECT coalesce(max(pid), 0) FROM "
+				     "pg_stat_activity WHERE application_name "
+				     "= 'compat_drainer' AND wait_event_type = "
+				     "'Lock'");
+		if (pid == 0)
+			nanosleep(&ts, NULL);
+	}
+	/* PgQueuer commits: the consumer lost; an empty claim, no error. */
+	PQclear(harness_query(b, "COMMIT"));
+	for (end = clock_mono_ms() + 10000; !logged("lost a slot race");) {
+		struct timespec ts = {0, 2000000};
+
+		cr_assert_lt(clock_mono_ms(), end, "no lost race: %s",
+			     log_text);
+		nanosleep(&ts, NULL);
+	}
+	/* PgQueuer's job ends; the consumer, looking again, runs the rest. */
+	fixture_load(&f, "pgqueuer-1.4-queries.sql");
+	{
+		char ids[32];
+		const char *lv[3] = {ids, "{successful}", "{NULL}"};
+
+		snprintf(ids, sizeof(ids), "{%lld}", mine);
+		PQclear(pq_run(watch, &f, "log_job", &variants[0], 3, lv));
+	}
+	pthread_join(d.t, NULL);
+	cr_expect_eq(d.rc, 0, "%s", d.why);
+	cr_expect_eq(atomic_load(&handled), 2);
+	cr_expect_eq(atomic_load(&log_warnings), 0, "%s", log_text);
+	cr_expect_eq(harness_scalar(watch, "SELECT count(*) FROM pgqueuer"), 0);
+	fixture_free(&f);
+	free(deq);
+	PQfinish(b);
+	PQfinish(watch);
 }
