@@ -1524,3 +1524,448 @@ Test(compat, a_consumer_that_loses_a_slot_race_claims_nothing_and_goes_on)
 	PQfinish(b);
 	PQfinish(watch);
 }
+
+/*
+ * The limit test: claimers of both tools on one entrypoint, a sampler
+ * counting its picked rows from a connection of its own. Time is counted
+ * in samples: jobs run until the next tick (every MIX_TICK samples, at
+ * least one sample away), so that the slots free together; a sample later
+ * the idle PgQueuer claimers try again, and a producer adds a job of a
+ * higher priority, whose notification wakes the idle pgq consumers: all
+ * claimers race for the free slots at once, while the order of the
+ * candidates changes under them (PgQueuer's #777 case, which its windowing
+ * alone does not cover).
+ */
+struct mix {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const char *dsn;
+	long samples; /* taken so far */
+	long max;     /* most picked rows in one sample */
+	long at_limit;
+	long queued_last; /* queued jobs at the last sample */
+	bool stop;
+	atomic_long pgq_ran, pq_ran, pgq_lost, pq_lost;
+	atomic_int warnings, deadlocks;
+	char why[600]; /* the first unexpected error */
+};
+
+enum { MIX_SAMPLES = 3000, MIX_LIMIT = 2, MIX_TICK = 4 };
+
+static void
+mix_fail(struct mix *m, const char *who, const char *msg)
+{
+	pthread_mutex_lock(&m->mu);
+	if (m->why[0] == '\0')
+		snprintf(m->why, sizeof(m->why), "%s: %s", who, msg);
+	m->stop = true;
+	pthread_cond_broadcast(&m->cv);
+	pthread_mutex_unlock(&m->mu);
+}
+
+/*
+ * Until offset samples after the next tick at least one sample away (so
+ * that what runs is seen running), the test stops, or 10 s passed. Returns
+ * the tick.
+ */
+static long
+mix_wait(struct mix *m, long offset)
+{
+	struct timespec until;
+	long target;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&m->mu);
+	target = (m->samples / MIX_TICK + 1) * MIX_TICK + offset;
+	if (target - m->samples < 2)
+		target += MIX_TICK;
+	while (m->samples < target && !m->stop)
+		if (pthread_cond_timedwait(&m->cv, &m->mu, &until) != 0)
+			break;
+	pthread_mutex_unlock(&m->mu);
+	return (target - offset) / MIX_TICK;
+}
+
+static bool
+mix_stopping(struct mix *m)
+{
+	bool s;
+
+	pthread_mutex_lock(&m->mu);
+	s = m->stop;
+	pthread_mutex_unlock(&m->mu);
+	return s;
+}
+
+static void *
+mix_sampler(void *arg)
+{
+	struct mix *m = arg;
+	PGconn *c = PQconnectdb(m->dsn);
+	struct failure why;
+
+	while (!mix_stopping(m)) {
+		PGresult *r = try_sql(
+			c,
+			"SELECT count(*) FILTER (WHERE status = 'picked'), "
+			"count(*) FILTER (WHERE status = 'queued') FROM "
+			"pgqueuer WHERE entrypoint = 'lim'",
+			0, NULL, &why);
+		long n;
+
+		if (r == NULL) {
+			mix_fail(m, "sampler", why.message);
+			break;
+		}
+		n = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+		pthread_mutex_lock(&m->mu);
+		if (n > m->max)
+			m->max = n;
+		if (n == MIX_LIMIT)
+			m->at_limit++;
+		m->queued_last = strtol(PQgetvalue(r, 0, 1), NULL, 10);
+		if (++m->samples >= MIX_SAMPLES)
+			m->stop = true;
+		pthread_cond_broadcast(&m->cv);
+		pthread_mutex_unlock(&m->mu);
+		PQclear(r);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* At each tick, one job of a priority above all before it. */
+static void *
+mix_producer(void *arg)
+{
+	struct mix *m = arg;
+	PGconn *c = PQconnectdb(m->dsn);
+	struct failure why;
+
+	while (!mix_stopping(m)) {
+		char prio[24];
+		const char *v[1] = {prio};
+		PGresult *r;
+
+		snprintf(prio, sizeof(prio), "%ld", mix_wait(m, 1));
+		r = try_sql(c,
+			    "INSERT INTO pgqueuer (priority, status, "
+			    "entrypoint, headers) VALUES ($1, 'queued', "
+			    "'lim', 'null')",
+			    1, v, &why);
+		if (r == NULL) {
+			mix_fail(m, "producer", why.message);
+			break;
+		}
+		PQclear(r);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+/* A pgq job: runs until the next tick. */
+static enum pgq_outcome
+mix_pgq_job(const struct pgq_job *job, void *resources, struct pgq_result *res)
+{
+	struct mix *m = resources;
+
+	(void)job;
+	(void)res;
+	(void)mix_wait(m, 0);
+	atomic_fetch_add(&m->pgq_ran, 1);
+	return PGQ_OUTCOME_SUCCESS;
+}
+
+/*
+ * A consumer's warnings fail the test, but for a deadlock: a claim that
+ * locked a row its stale snapshot still saw queued (SKIP LOCKED keeps the
+ * lock of a row that fails the recheck) and then waits for the slot of a
+ * job being completed, while that completion waits for the row. PostgreSQL
+ * ends one of them; a consumer writes its outcomes again later.
+ */
+static void
+mix_log(void *arg, enum pgq_log_level level, const char *message)
+{
+	struct mix *m = arg;
+
+	if (level > PGQ_LOG_WARN)
+		return;
+	if (strstr(message, "sqlstate=40P01") != NULL ||
+	    strstr(message, "deadlock detected") != NULL) {
+		atomic_fetch_add(&m->deadlocks, 1);
+		return;
+	}
+	atomic_fetch_add(&m->warnings, 1);
+	mix_fail(m, "pgq consumer", message);
+}
+
+struct mix_pgq {
+	pthread_t t;
+	struct mix *m;
+	struct pgq *q;
+	struct pgq_consumer *c;
+	int rc;
+	char why[600];
+};
+
+static void *
+mix_pgq_main(void *arg)
+{
+	struct mix_pgq *w = arg;
+	struct pgq_error err;
+
+	w->rc = pgq_consumer_run(w->c, &err);
+	if (w->rc == -1)
+		snprintf(w->why, sizeof(w->why), "%s", err.message);
+	return NULL;
+}
+
+/* A pgq consumer of "lim" with the limit, polling often: deletions (the
+ * other tool's completions) wake nobody. */
+static void
+mix_pgq_new(struct mix_pgq *w, struct mix *m)
+{
+	struct pgq_entrypoint_options o;
+	struct pgq_consumer_options co;
+	struct pgq_error err;
+
+	memset(w, 0, sizeof(*w));
+	w->m = m;
+	w->q = pgq_connect(m->dsn, NULL, PGQ_ROLE_CONSUMER, &err);
+	cr_assert_not_null(w->q, "%s", err.message);
+	w->c = pgq_consumer_new(w->q, m, &err);
+	cr_assert_not_null(w->c, "%s", err.message);
+	pgq_consumer_options_init(&co);
+	co.poll_interval_ms = 10;
+	cr_assert_eq(pgq_consumer_set_options(w->c, &co, &err), 0);
+	pgq_entrypoint_options_init(&o);
+	o.concurrency_limit = MIX_LIMIT;
+	cr_assert_eq(pgq_consumer_add(w->c, "lim", mix_pgq_job, &o, &err), 0,
+		     "%s", err.message);
+	pgq_consumer_set_log(w->c, mix_log, m);
+}
+
+/*
+ * pgq's claim run through its statements as the consumer sends them
+ * (LIMIT_LOCK, CLAIM_LIMITED, COMMIT; COMPLETE), in the schedule that gives
+ * the race its widest window: the lock taken, the claim waits for the
+ * moment the idle PgQueuer claimers try too.
+ */
+struct mix_raw {
+	pthread_t t;
+	struct mix *m;
+	char owner[40];
+};
+
+static void *
+mix_raw_main(void *arg)
+{
+	struct mix_raw *w = arg;
+	PGconn *c = PQconnectdb(w->m->dsn);
+	struct sql_names n;
+	struct pgq_error err;
+	char *lock, *claim, *done;
+	const char *lv[4] = {"lim", "2", "0", "0"};
+	const char *cv[8] = {"lim", "1",	  "2",	    "0",
+			     "0",   "30 seconds", w->owner, "false"};
+	struct failure why;
+
+	if (sql_names_init(&n, NULL, NULL, NULL, &err) == -1) {
+		mix_fail(w->m, "pgq names", err.message);
+		PQfinish(c);
+		return NULL;
+	}
+	lock = sql_stmt_render(SQL_LIMIT_LOCK, &n);
+	claim = sql_stmt_render(SQL_CLAIM_LIMITED, &n);
+	done = sql_stmt_render(SQL_COMPLETE, &n);
+	while (!mix_stopping(w->m)) {
+		char ids[32];
+		const char *dv[4] = {w->owner, ids, "{successful}", "{NULL}"};
+		PGresult *r;
+		bool got;
+
+		PQclear(PQexec(c, "BEGIN"));
+		if ((r = try_sql(c, lock, 4, lv, &why)) != NULL) {
+			PQclear(r);
+			(void)mix_wait(w->m, 1);
+			r = try_sql(c, claim, 8, cv, &why);
+		}
+		if (r == NULL) {
+			PQclear(PQexec(c, "ROLLBACK"));
+			if (strcmp(why.sqlstate, "40P01") == 0 ||
+			    strcmp(why.constraint,
+				   "pgqueuer_picked_slot_idx") == 0) {
+				atomic_fetch_add(&w->m->pgq_lost, 1);
+				continue;
+			}
+			mix_fail(w->m, "pgq claim", why.message);
+			break;
+		}
+		got = !PQgetisnull(r, 0, 0);
+		snprintf(ids, sizeof(ids), "{%s}", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		PQclear(PQexec(c, "COMMIT"));
+		if (!got)
+			continue;
+		(void)mix_wait(w->m, 0);
+		while ((r = try_sql(c, done, 4, dv, &why)) == NULL &&
+		       strcmp(why.sqlstate, "40P01") == 0)
+			atomic_fetch_add(&w->m->deadlocks, 1);
+		if (r == NULL) {
+			mix_fail(w->m, "pgq complete", why.message);
+			break;
+		}
+		PQclear(r);
+		atomic_fetch_add(&w->m->pgq_ran, 1);
+	}
+	free(lock);
+	free(claim);
+	free(done);
+	PQfinish(c);
+	return NULL;
+}
+
+struct mix_pq {
+	pthread_t t;
+	struct mix *m;
+	char owner[40];
+	char *dequeue, *log_job;
+};
+
+/* A PgQueuer 1.4 worker: its dequeue for a limited entrypoint (batch 2),
+ * its completion; a lost slot race is an empty batch, as in Queries. */
+static void *
+mix_pq_main(void *arg)
+{
+	struct mix_pq *w = arg;
+	PGconn *c = PQconnectdb(w->m->dsn);
+	struct failure why;
+
+	while (!mix_stopping(w->m)) {
+		PGresult *r = pq_dequeue(c, w->dequeue, 2, "lim", w->owner,
+					 MIX_LIMIT, &why);
+		char ids[64] = "{";
+		const char *lv[3] = {ids, NULL, NULL};
+		int n;
+
+		if (r == NULL &&
+		    (strcmp(why.sqlstate, "40P01") == 0 ||
+		     strcmp(why.constraint, "pgqueuer_picked_slot_idx") == 0)) {
+			atomic_fetch_add(&w->m->pq_lost, 1);
+			(void)mix_wait(w->m, 1);
+			continue;
+		}
+		if (r == NULL) {
+			mix_fail(w->m, "PgQueuer dequeue", why.message);
+			break;
+		}
+		n = PQntuples(r);
+		for (int i = 0; i < n; i++)
+			snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids),
+				 "%s%s", i > 0 ? "," : "", PQgetvalue(r, i, 0));
+		strcat(ids, "}");
+		PQclear(r);
+		(void)mix_wait(w->m, n > 0 ? 0 : 1);
+		if (n == 0)
+			continue;
+		lv[1] = n == 1 ? "{successful}" : "{successful,successful}";
+		lv[2] = n == 1 ? "{NULL}" : "{NULL,NULL}";
+		/* PgQueuer's completion buffer writes again what failed (a
+		 * deadlock: see mix_log). */
+		while ((r = try_sql(c, w->log_job, 3, lv, &why)) == NULL &&
+		       strcmp(why.sqlstate, "40P01") == 0)
+			atomic_fetch_add(&w->m->deadlocks, 1);
+		if (r == NULL) {
+			mix_fail(w->m, "PgQueuer log_job", why.message);
+			break;
+		}
+		PQclear(r);
+		atomic_fetch_add(&w->m->pq_ran, n);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+Test(compat, eight_claimers_of_both_tools_never_pass_a_limit_of_two)
+{
+	/* libpgq consumers, pgq's statements alone, PgQueuer 1.4 workers. */
+	enum { PGQ_WORKERS = 2, RAW_WORKERS = 2, PQ_WORKERS = 4, JOBS = 6000 };
+	struct mix m;
+	struct mix_pgq pw[PGQ_WORKERS];
+	struct mix_raw rw[RAW_WORKERS];
+	struct mix_pq qw[PQ_WORKERS];
+	pthread_t sampler, producer;
+	PGconn *c;
+
+	memset(&m, 0, sizeof(m));
+	pthread_mutex_init(&m.mu, NULL);
+	pthread_cond_init(&m.cv, NULL);
+	m.dsn = harness_db_new(true);
+	c = harness_connect(m.dsn);
+	add_jobs(c, "lim", JOBS, 0);
+	for (int i = 0; i < PGQ_WORKERS; i++)
+		mix_pgq_new(&pw[i], &m);
+	for (int i = 0; i < RAW_WORKERS; i++) {
+		rw[i].m = &m;
+		snprintf(rw[i].owner, sizeof(rw[i].owner),
+			 "00000000-0000-4000-8000-0000000001%02d", i);
+	}
+	for (int i = 0; i < PQ_WORKERS; i++) {
+		qw[i].m = &m;
+		snprintf(qw[i].owner, sizeof(qw[i].owner),
+			 "00000000-0000-4000-8000-0000000002%02d", i);
+		qw[i].dequeue =
+			pq_sql("pgqueuer-1.4-queries.sql", "dequeue_limited");
+		qw[i].log_job = pq_sql("pgqueuer-1.4-queries.sql", "log_job");
+	}
+	cr_assert_eq(pthread_create(&sampler, NULL, mix_sampler, &m), 0);
+	cr_assert_eq(pthread_create(&producer, NULL, mix_producer, &m), 0);
+	for (int i = 0; i < PGQ_WORKERS; i++)
+		cr_assert_eq(
+			pthread_create(&pw[i].t, NULL, mix_pgq_main, &pw[i]),
+			0);
+	for (int i = 0; i < RAW_WORKERS; i++)
+		cr_assert_eq(
+			pthread_create(&rw[i].t, NULL, mix_raw_main, &rw[i]),
+			0);
+	for (int i = 0; i < PQ_WORKERS; i++)
+		cr_assert_eq(
+			pthread_create(&qw[i].t, NULL, mix_pq_main, &qw[i]), 0);
+	pthread_join(sampler, NULL);
+	pthread_join(producer, NULL);
+	for (int i = 0; i < RAW_WORKERS; i++)
+		pthread_join(rw[i].t, NULL);
+	for (int i = 0; i < PQ_WORKERS; i++) {
+		pthread_join(qw[i].t, NULL);
+		free(qw[i].dequeue);
+		free(qw[i].log_job);
+	}
+	for (int i = 0; i < PGQ_WORKERS; i++) {
+		pgq_consumer_stop(pw[i].c);
+		pthread_join(pw[i].t, NULL);
+		cr_expect_eq(pw[i].rc, 0, "consumer %d: %s", i, pw[i].why);
+		pgq_consumer_free(pw[i].c);
+		pgq_free(pw[i].q);
+	}
+	cr_log_info("samples %ld, most picked %ld, at the limit %ld; jobs run "
+		    "by pgq %ld, by PgQueuer %ld; slot races lost by pgq %ld, "
+		    "by PgQueuer %ld; completions deadlocked %d",
+		    m.samples, m.max, m.at_limit, atomic_load(&m.pgq_ran),
+		    atomic_load(&m.pq_ran), atomic_load(&m.pgq_lost),
+		    atomic_load(&m.pq_lost), atomic_load(&m.deadlocks));
+	cr_expect_str_eq(m.why, "");
+	cr_expect_geq(m.samples, MIX_SAMPLES);
+	cr_expect_leq(m.max, MIX_LIMIT, "%ld picked at once", m.max);
+	/* The test could have seen the limit broken: it was reached, both
+	 * tools ran jobs, and jobs were left to claim to the end. */
+	cr_expect_gt(m.at_limit, 0);
+	cr_expect_gt(atomic_load(&m.pgq_ran), 0);
+	cr_expect_gt(atomic_load(&m.pq_ran), 0);
+	cr_expect_gt(m.queued_last, 0);
+	cr_expect_eq(atomic_load(&m.warnings), 0);
+	cr_expect_eq(picked_of(c, "lim"), 0, "a job was left picked");
+	pthread_cond_destroy(&m.cv);
+	pthread_mutex_destroy(&m.mu);
+	PQfinish(c);
+}
