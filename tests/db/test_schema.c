@@ -1031,6 +1031,16 @@ Test(schema, verify_accepts_the_13_and_14_layouts_and_says_which, .timeout = 60)
 	cr_expect_str_eq(report, "index pgqueuer_picked_slot_idx: invalid or "
 				 "not unique (drop it and run pgq upgrade)\n");
 	free(report);
+	/* The upgrade keeps such an index (IF NOT EXISTS): it says so. */
+	PQclear(harness_query(c, "DELETE FROM pgqueuer"));
+	cr_expect_eq(sql_upgrade(c, &n, &err), -1);
+	cr_expect_not_null(strstr(err.message, "invalid"), "%s", err.message);
+	cr_expect_not_null(strstr(err.hint, "DROP INDEX "
+					    "pgqueuer_picked_slot_idx"),
+			   "%s", err.hint);
+	PQclear(harness_query(c, "DROP INDEX pgqueuer_picked_slot_idx"));
+	cr_expect_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_1_4);
 	PQfinish(c);
 }
 
