@@ -389,6 +389,16 @@ catalog(PGconn *c, const char *schema)
 	return out;
 }
 
+/* Nothing of either tool is left in schema. */
+static void
+expect_no_objects(PGconn *c, const char *schema)
+{
+	char *cat = catalog(c, schema);
+
+	cr_expect_str_eq(cat, "", "in %s", schema);
+	free(cat);
+}
+
 static const char *
 schema_of(const struct variant *v)
 {
@@ -426,7 +436,7 @@ Test(compat, pgq_install_is_pgqueuer_14s_install_object_for_object)
 				 v->schema);
 		cr_expect_not_null(strstr(ours, "picked_slot_idx"));
 		if (v->schema != NULL)
-			cr_expect_str_eq(catalog(c, "public"), "");
+			expect_no_objects(c, "public");
 		free(theirs);
 		free(ours);
 		PQfinish(c);
@@ -505,7 +515,7 @@ Test(compat, either_uninstall_leaves_nothing_of_the_other)
 		pq_install(c, "pgqueuer-1.4-install.sql", v);
 		pgq_names(&n, v);
 		cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
-		cr_expect_str_eq(catalog(c, schema_of(v)), "");
+		expect_no_objects(c, schema_of(v));
 		cr_expect_eq(sql_verify(c, &n, false, &report, &err), 0, "%s",
 			     report);
 		free(report);
@@ -515,7 +525,7 @@ Test(compat, either_uninstall_leaves_nothing_of_the_other)
 		cr_assert_eq(sql_install(c, &n, SQL_DURABLE, &err), 0);
 		fixture_load(&up, "pgqueuer-1.4-upgrade.sql");
 		PQclear(pq_run(c, &up, "uninstall", v, 0, NULL));
-		cr_expect_str_eq(catalog(c, schema_of(v)), "");
+		expect_no_objects(c, schema_of(v));
 		cr_expect_eq(
 			harness_scalar(c,
 				       "SELECT count(*) FROM pg_proc p "
