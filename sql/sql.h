@@ -199,10 +199,11 @@ int sql_set_durability(PGconn *conn, const struct sql_names *n,
 		       enum sql_durability d, struct pgq_error *err) PGQ_WUR;
 
 /*
- * Checks which objects exist. expect_present true: every object must exist;
- * false: none may. Each mismatch is appended as a line to report (caller
- * frees; NULL when all is as expected). Returns 0 when as expected, 1 when
- * not, -1 on a database error.
+ * Checks which objects exist. expect_present true: every object must exist
+ * (a PgQueuer 1.3 queue, without the slot column and index, counts as
+ * present: see sql_layout); false: none may. Each mismatch is appended as a
+ * line to report (caller frees; NULL when all is as expected). Returns 0
+ * when as expected, 1 when not, -1 on a database error.
  */
 int sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
 	       char **report, struct pgq_error *err) PGQ_WUR;
