@@ -49,6 +49,29 @@ enum schema_op {
 	SCHEMA_DURABILITY, /* sql_set_durability */
 };
 
+/* What the slot index build of an upgrade holds, for pgq(1) and --plan. */
+#define SLOT_INDEX_LOCK                                                        \
+	"holds a SHARE lock on %s while it reads the table: reads go on, "     \
+	"enqueues, claims and completions wait until it ends"
+
+/*
+ * Says, before an upgrade from 1.3, that the index build blocks writes
+ * (stderr: stdout is the result). Returns 0, or -1 with err.
+ */
+static int
+upgrade_note(const struct cli *c, PGconn *conn, struct pgq_error *err)
+{
+	enum sql_layout l;
+
+	if (sql_layout(conn, &c->names, &l, err) == -1)
+		return -1;
+	if (l == SQL_LAYOUT_1_3 || l == SQL_LAYOUT_PARTIAL)
+		cli_warnx(c,
+			  "note: building %s_picked_slot_idx " SLOT_INDEX_LOCK,
+			  c->names.queue_bare, c->names.queue);
+	return 0;
+}
+
 static int
 schema_run(struct cli *c, enum schema_op op, enum sql_durability d)
 {
@@ -69,7 +92,9 @@ schema_run(struct cli *c, enum schema_op op, enum sql_durability d)
 		res = sql_uninstall(conn, &c->names, &err);
 		break;
 	case SCHEMA_UPGRADE:
-		res = sql_upgrade(conn, &c->names, &err);
+		res = upgrade_note(c, conn, &err);
+		if (res == 0)
+			res = sql_upgrade(conn, &c->names, &err);
 		break;
 	case SCHEMA_AUTOVAC:
 		res = sql_autovac(conn, &c->names, &err);
@@ -92,7 +117,8 @@ schema_run(struct cli *c, enum schema_op op, enum sql_durability d)
 		printf("uninstalled %s and its objects\n", c->names.queue);
 		break;
 	case SCHEMA_UPGRADE:
-		printf("upgraded %s to the current layout\n", c->names.queue);
+		printf("upgraded %s to the current layout (PgQueuer 1.4)\n",
+		       c->names.queue);
 		break;
 	case SCHEMA_AUTOVAC:
 		printf("set autovacuum settings on %s, %s\n", c->names.queue,
@@ -136,12 +162,65 @@ run_uninstall(struct cli *c, int argc, char **argv)
 	return rc >= 0 ? rc : schema_run(c, SCHEMA_UNINSTALL, SQL_DURABLE);
 }
 
+static void print_script(const struct sql_script_text *t);
+
+/*
+ * upgrade --plan: the layout found and the statements an upgrade would
+ * run, each a no-op where there is nothing to do; applies nothing.
+ */
+static int
+upgrade_plan(struct cli *c)
+{
+	struct sql_script_text t;
+	struct pgq_error err;
+	enum sql_layout l;
+	struct pgq *q;
+	int rc;
+
+	rc = cli_connect(c, &q);
+	if (rc != 0)
+		return rc;
+	if (sql_layout(pgq_conn(q), &c->names, &l, &err) == -1) {
+		rc = cli_db_error(c, &err);
+		goto out;
+	}
+	if (l == SQL_LAYOUT_NONE) {
+		cli_warnx(c, "%s does not exist: run pgq install",
+			  c->names.queue);
+		rc = CLI_EXIT_FAIL;
+		goto out;
+	}
+	printf("-- pgq upgrade --plan: %s has the %s layout; these "
+	       "statements bring\n-- it to PgQueuer 1.4, each in a "
+	       "transaction of its own and a no-op where\n-- there is "
+	       "nothing to do. Nothing was applied.\n",
+	       c->names.queue, sql_layout_name(l));
+	if (l != SQL_LAYOUT_1_4)
+		printf("-- note: upgrade.queue_slot_idx " SLOT_INDEX_LOCK ".\n",
+		       c->names.queue);
+	sql_script_render(SQL_SCRIPT_UPGRADE, &c->names, SQL_DURABLE, &t);
+	print_script(&t);
+	sql_script_clear(&t);
+	rc = CLI_EXIT_OK;
+out:
+	pgq_free(q);
+	return rc;
+}
+
 static int
 run_upgrade(struct cli *c, int argc, char **argv)
 {
-	int rc = parse_no_args(c, &cli_verb_upgrade, no_opts, argc, argv);
+	bool plan = false;
+	const struct cli_opt opts[] = {
+		{"plan", NULL, &plan},
+		{NULL, NULL, NULL},
+	};
+	int rc = parse_no_args(c, &cli_verb_upgrade, opts, argc, argv);
 
-	return rc >= 0 ? rc : schema_run(c, SCHEMA_UPGRADE, SQL_DURABLE);
+	if (rc >= 0)
+		return rc;
+	return plan ? upgrade_plan(c)
+		    : schema_run(c, SCHEMA_UPGRADE, SQL_DURABLE);
 }
 
 static int
@@ -179,6 +258,7 @@ run_verify(struct cli *c, int argc, char **argv)
 		{"expect", &expect, NULL},
 		{NULL, NULL, NULL},
 	};
+	enum sql_layout layout = SQL_LAYOUT_NONE;
 	struct pgq_error err;
 	char *report = NULL;
 	struct pgq *q;
@@ -203,8 +283,19 @@ run_verify(struct cli *c, int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	res = sql_verify(pgq_conn(q), &c->names, present, &report, &err);
+	if (res == 0 && present &&
+	    sql_layout(pgq_conn(q), &c->names, &layout, &err) == -1)
+		res = -1;
 	if (res == -1) {
 		rc = cli_db_error(c, &err);
+	} else if (res == 0 && present) {
+		printf("every object of %s is present: %s layout%s\n",
+		       c->names.queue, sql_layout_name(layout),
+		       layout == SQL_LAYOUT_1_4
+			       ? ""
+			       : " (pgq upgrade brings it to 1.4, which "
+				 "PgQueuer 1.4 workers and pgq's limits need)");
+		rc = CLI_EXIT_OK;
 	} else if (res == 0) {
 		printf("every object of %s is %s\n", c->names.queue, expect);
 		rc = CLI_EXIT_OK;
@@ -329,9 +420,16 @@ const struct cli_verb cli_verb_uninstall = {
 
 const struct cli_verb cli_verb_upgrade = {
 	.name = "upgrade",
-	.synopsis = "",
-	.summary = "bring an older PgQueuer layout up to date (idempotent)",
-	.help = "",
+	.synopsis = "[--plan]",
+	.summary = "bring an older layout up to PgQueuer 1.4's (idempotent)",
+	.help = "Options:\n"
+		"  --plan  print the layout found and the statements, apply "
+		"nothing\n"
+		"\n"
+		"From PgQueuer 1.3, the build of the slot index holds a SHARE "
+		"lock on the\n"
+		"queue table: enqueues, claims and completions wait until it "
+		"ends.\n",
 	.run = run_upgrade,
 };
 
@@ -344,7 +442,10 @@ const struct cli_verb cli_verb_verify = {
 		"\n"
 		"Exits 0 when the database is as expected, 1 with one line per "
 		"object\n"
-		"that is not.\n",
+		"that is not. A present queue may have PgQueuer 1.3's layout "
+		"or "
+		"1.4's;\n"
+		"the output says which.\n",
 	.run = run_verify,
 };
 

@@ -222,9 +222,10 @@ struct pgq_entrypoint_options {
 	bool hold_on_failure;
 	/*
 	 * Limits that hold across every consumer of the database that sets
-	 * the same values (pgq_consumer and pgq-master alike; PgQueuer's own
-	 * workers do not know them). They need pgq's limits table (pgq
-	 * install or pgq upgrade).
+	 * the same values (pgq_consumer and pgq-master alike; PgQueuer 1.4
+	 * workers share concurrency_limit through its capacity slots, 1.3
+	 * ones know neither). They need pgq's limits table and PgQueuer
+	 * 1.4's layout (pgq install or pgq upgrade).
 	 * concurrency_limit: at most this many jobs of the entrypoint picked
 	 * at once; 1 = one at a time; 0 = no limit (default).
 	 */

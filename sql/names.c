@@ -106,16 +106,22 @@ sql_names_init(struct sql_names *n, const char *prefix, const char *schema,
 		  sizeof(n->schedules));
 	name_pair(n, "pgqueuer_status", n->status_bare, sizeof(n->status_bare),
 		  n->status, sizeof(n->status));
-	snprintf(tmp, sizeof(tmp), "fn_%spgqueuer_changed", prefix);
-	lower_copy(n->function_bare, sizeof(n->function_bare), tmp);
-	if (n->schema[0] != '\0')
-		snprintf(n->function, sizeof(n->function), "%s.%s", n->schema,
-			 n->function_bare);
-	else
-		snprintf(n->function, sizeof(n->function), "%s",
-			 n->function_bare);
-	snprintf(tmp, sizeof(tmp), "tg_%spgqueuer_changed", prefix);
+	/* PgQueuer puts the prefix in front of the whole name. */
+	name_pair(n, "fn_pgqueuer_changed", n->function_bare,
+		  sizeof(n->function_bare), n->function, sizeof(n->function));
+	snprintf(tmp, sizeof(tmp), "%stg_pgqueuer_changed", prefix);
 	lower_copy(n->trigger, sizeof(n->trigger), tmp);
+	snprintf(tmp, sizeof(tmp), "fn_%spgqueuer_changed", prefix);
+	lower_copy(n->legacy_function_bare, sizeof(n->legacy_function_bare),
+		   tmp);
+	if (n->schema[0] != '\0')
+		snprintf(n->legacy_function, sizeof(n->legacy_function),
+			 "%s.%s", n->schema, n->legacy_function_bare);
+	else
+		snprintf(n->legacy_function, sizeof(n->legacy_function), "%s",
+			 n->legacy_function_bare);
+	snprintf(tmp, sizeof(tmp), "tg_%spgqueuer_changed", prefix);
+	lower_copy(n->legacy_trigger, sizeof(n->legacy_trigger), tmp);
 	return 0;
 }
 

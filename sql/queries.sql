@@ -3,6 +3,11 @@
 -- serves it and what it locks. Every write after the claim is conditional
 -- on ownership: queue_manager_id = the owner AND status = 'picked', so a job
 -- re-claimed by someone else is never touched by its old owner.
+-- Only the limited claim reads or writes the slot column (PgQueuer 1.4):
+-- retry, hold, requeue and recovery leave a job's slot as it is, as
+-- PgQueuer's statements do (a row that is not picked is outside the slot
+-- index, and its next limited claim gives it a new number), so every other
+-- statement runs on a 1.3 layout too.
 -- PgQueuer's trigger is statement-level and an UPDATE never notifies:
 -- statements that make jobs runnable by UPDATE send the table_changed_event
 -- themselves. A CTE that sends a notification is forced to run by a
@@ -13,7 +18,8 @@
 -- ENQUEUE
 -- $1 text[] entrypoint, $2 bytea[] payload, $3 int[] priority (NULL = 0),
 -- $4 interval[] delay (NULL = none), $5 text[] dedupe_key, $6 jsonb[]
--- headers, $7 bool skip duplicates.
+-- headers (NULL = none, stored as JSON null as PgQueuer stores it), $7 bool
+-- skip duplicates.
 -- Returns (ord int, id bigint) for every job inserted, ordered by ord (the
 -- 1-based position in the arrays); a duplicate left out in skip mode has no
 -- row. Ids are drawn from the queue's sequence in input order before the
@@ -37,7 +43,7 @@ WITH input AS (
            coalesce(t.priority, 0) AS priority,
            now() + coalesce(t.delay, interval '0') AS execute_after,
            t.dedupe_key,
-           t.headers
+           coalesce(t.headers, 'null'::jsonb) AS headers
     FROM unnest($1::text[], $2::bytea[], $3::int[], $4::interval[],
                 $5::text[], $6::jsonb[])
          WITH ORDINALITY AS t(entrypoint, payload, priority, delay,
@@ -121,7 +127,10 @@ ON CONFLICT (entrypoint) DO UPDATE
 -- $1 text[] entrypoints, $2 int limit, $3 interval heartbeat timeout, $4
 -- uuid owner.
 -- Returns id, priority, attempts, entrypoint, payload, headers, dedupe_key
--- of each job claimed, ordered priority desc, id asc.
+-- of each job claimed, ordered priority desc, id asc. headers is NULL when
+-- there are none, stored as SQL NULL (older pgq) or JSON null (PgQueuer).
+-- Jobs keep the slot they had: an unlimited claim neither takes nor frees a
+-- capacity slot, as PgQueuer's unlimited dequeue.
 -- Eligible: queued with execute_after <= now(), or picked with a heartbeat
 -- older than $3 (its owner is gone). The two kinds come from two branches,
 -- each ordered and limited on its own so that a partial index serves it:
@@ -181,7 +190,7 @@ claimed AS (
         queue_manager_id = $4::uuid
     WHERE q.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
-              q.headers, q.dedupe_key
+              nullif(q.headers, 'null'::jsonb) AS headers, q.dedupe_key
 ),
 logged AS (
     INSERT INTO {log} (job_id, status, priority, entrypoint)
@@ -247,11 +256,25 @@ RETURNING l.tokens;
 -- Concurrency: this statement's snapshot is taken after LIMIT_LOCK got the
 -- row lock, so it sees every claim of the entrypoint committed before
 -- (each claimer held the lock until its commit): the count of picked rows
--- is exact, and at most limit - picked queued jobs are taken. Completion,
--- retry, hold and recovery only lower that count, so they need no part in
--- it. A stale job (heartbeat older than $6) is re-claimed whatever the
--- limit: it is already counted as picked, and its owner is gone, so taking
--- it over does not add a run. Stale jobs come first.
+-- is exact among pgq's claimers, and at most limit - picked queued jobs are
+-- taken. Completion, retry, hold and recovery only lower that count, so
+-- they need no part in it. A stale job (heartbeat older than $6) is
+-- re-claimed whatever the limit: it is already counted as picked, and its
+-- owner is gone, so taking it over does not add a run. Stale jobs come
+-- first and keep the capacity slot they hold.
+-- Capacity slots (PgQueuer 1.4): PgQueuer's claimers do not take the lock,
+-- so their uncommitted claims escape the count. Each fresh job therefore
+-- also takes a slot, the lowest numbers below the limit that no picked row
+-- in the snapshot holds, as PgQueuer's dequeue takes them; the unique index
+-- <queue>_picked_slot_idx sees uncommitted rows, so when a concurrent claim
+-- took the same number this statement waits for it and then fails with
+-- 23505 (or 40P01): a lost race, which the caller treats as an empty
+-- claim. Because every claimer counts all picked rows (slot NULL ones, from
+-- before the upgrade, too) and takes the lowest free numbers, a slot at or
+-- above limit - (picked rows without a slot) is never handed out, so the
+-- picked rows of the entrypoint never exceed the limit. The lowest k free
+-- numbers lie below picked + k, which bounds the series probed. Without a
+-- concurrency limit, fresh jobs get slot NULL. Needs the 1.4 layout.
 -- Rate: at most floor(tokens) (none below zero) + $5 jobs: a ticket pays
 -- for one job whatever the bucket holds, for its token was taken when it
 -- was given. Every job claimed (stale ones too) costs a token, the ticket
@@ -262,9 +285,11 @@ RETURNING l.tokens;
 -- bucket has refilled to cover it. Each waiting claimer thus comes back at
 -- its own time, once, instead of all polling the bucket together.
 -- Index: <queue>_ep_prio_id_idx for the queued jobs, <queue>_updated_id_id1_idx
--- for the picked rows (counted and stale), the limits row by its key.
+-- for the picked rows (counted and stale), <queue>_picked_slot_idx for the
+-- free slots, the limits row by its key.
 -- Locks: FOR UPDATE SKIP LOCKED on the candidate rows, as CLAIM; the
--- limits row is already held.
+-- limits row is already held; the slot index entries of the claimed rows
+-- (waits for a claimer that holds the same number uncommitted).
 -- name: stmt.claim_limited
 WITH lim AS (
     SELECT l.tokens
@@ -306,23 +331,38 @@ stale AS (
     FOR UPDATE SKIP LOCKED
 ),
 chosen AS (
-    SELECT c.id
+    SELECT c.id, c.kind, row_number() OVER (
+        PARTITION BY c.kind ORDER BY c.priority DESC, c.id) AS rank
     FROM (SELECT id, priority, 0 AS kind FROM stale
           UNION ALL
           SELECT id, priority, 1 AS kind FROM queued) c
     ORDER BY c.kind, c.priority DESC, c.id ASC
     LIMIT $2::int
 ),
+free AS (
+    SELECT s.slot, row_number() OVER (ORDER BY s.slot) AS rank
+    FROM generate_series(0, least($3::int, (SELECT n FROM running)
+        + (SELECT count(*) FROM chosen WHERE kind = 1)::int) - 1) s(slot)
+    WHERE NOT EXISTS (SELECT 1 FROM {queue} h WHERE h.entrypoint = $1::text
+        AND h.status = 'picked' AND h.slot = s.slot)
+),
+assigned AS (
+    SELECT c.id, f.slot FROM chosen c JOIN free f ON f.rank = c.rank
+    WHERE c.kind = 1
+),
 claimed AS (
     UPDATE {queue} q
     SET status = 'picked',
         updated = now(),
         heartbeat = now(),
-        queue_manager_id = $7::uuid
+        queue_manager_id = $7::uuid,
+        slot = CASE WHEN c.kind = 0 THEN q.slot ELSE a.slot END
     FROM chosen c
+    LEFT JOIN assigned a ON a.id = c.id
     WHERE q.id = c.id
+      AND (c.kind = 0 OR $3::int <= 0 OR a.slot IS NOT NULL)
     RETURNING q.id, q.priority, q.attempts, q.entrypoint, q.payload,
-              q.headers, q.dedupe_key
+              nullif(q.headers, 'null'::jsonb) AS headers, q.dedupe_key
 ),
 logged AS (
     INSERT INTO {log} (job_id, status, priority, entrypoint)

@@ -142,6 +142,12 @@ lookup(const char *key, size_t len, const struct sql_names *n,
 		return n->function_bare;
 	if (strcmp(k, "trigger") == 0)
 		return n->trigger;
+	if (strcmp(k, "legacy_function") == 0)
+		return n->legacy_function;
+	if (strcmp(k, "legacy_function_bare") == 0)
+		return n->legacy_function_bare;
+	if (strcmp(k, "legacy_trigger") == 0)
+		return n->legacy_trigger;
 	if (strcmp(k, "channel") == 0)
 		return n->channel;
 	if (strcmp(k, "channel_literal") == 0) {

@@ -159,11 +159,31 @@ sql_uninstall(PGconn *conn, const struct sql_names *n, struct pgq_error *err)
 int
 sql_upgrade(PGconn *conn, const struct sql_names *n, struct pgq_error *err)
 {
+	enum sql_layout l;
+
 	driver_error_clear(err);
 	if (check_schema(conn, n, err) != 0)
 		return -1;
 	/* Not atomic: a new enum value must commit before it can be used. */
-	return run_script(conn, SQL_SCRIPT_UPGRADE, n, SQL_DURABLE, false, err);
+	if (run_script(conn, SQL_SCRIPT_UPGRADE, n, SQL_DURABLE, false, err) !=
+		    0 ||
+	    sql_layout(conn, n, &l, err) != 0)
+		return -1;
+	/* IF NOT EXISTS keeps an index that a failed concurrent build left
+	 * invalid: the upgrade did not reach 1.4 then. */
+	if (l != SQL_LAYOUT_1_4) {
+		driver_error_set(err, PGQ_ERR_OTHER,
+				 "upgrade.queue_slot_idx: index "
+				 "%s_picked_slot_idx exists but is invalid or "
+				 "not unique",
+				 n->queue);
+		driver_error_hint(err,
+				  "drop it (DROP INDEX %s_picked_slot_idx) "
+				  "and run the upgrade again",
+				  n->queue);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -1,4 +1,5 @@
--- PgQueuer's schema (1.3 layout), as pgq installs, upgrades and removes it.
+-- PgQueuer's schema (the 1.4 layout: 1.3's plus the capacity slots), as pgq
+-- installs, upgrades and removes it.
 -- Each "-- name:" section is one statement, run as one step so that an error
 -- names the step. Placeholders ({queue}, {log}, ...) are object names that
 -- sql_names_init validated; they are spliced unquoted, so they fold to lower
@@ -29,7 +30,8 @@ CREATE {unlogged_queue}TABLE {queue} (
     dedupe_key TEXT,
     payload BYTEA,
     headers JSONB,
-    attempts INT NOT NULL DEFAULT 0
+    attempts INT NOT NULL DEFAULT 0,
+    slot BIGINT
 );
 
 -- name: install.queue_priority_idx
@@ -55,6 +57,18 @@ CREATE INDEX {queue_bare}_ep_ea_idx ON {queue}
 -- name: install.queue_dedupe_idx
 CREATE UNIQUE INDEX {queue_bare}_unique_dedupe_key ON {queue} (dedupe_key)
     WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL;
+
+-- PgQueuer 1.4's capacity slots: a claim of an entrypoint with a
+-- concurrency limit gives each job it takes a free slot number below the
+-- limit. A uniqueness check sees uncommitted rows where a snapshot's count
+-- cannot, so two claimers that pick the same slot at once cannot both
+-- succeed: the loser fails with 23505 (see stmt.claim_limited). slot is
+-- NULL for jobs of unlimited entrypoints and for jobs picked before the
+-- column existed; rows that are not picked keep their old number, outside
+-- the index.
+-- name: install.queue_slot_idx
+CREATE UNIQUE INDEX {queue_bare}_picked_slot_idx ON {queue} (entrypoint, slot)
+    WHERE status = 'picked' AND slot IS NOT NULL;
 
 -- name: install.log
 CREATE {unlogged_log}TABLE {log} (
@@ -192,6 +206,12 @@ DROP FUNCTION IF EXISTS {queue}_pgq_payload_check(TEXT, BIGINT, BIGINT);
 -- name: uninstall.function
 DROP FUNCTION IF EXISTS {function}();
 
+-- The function under the name pgq gave it before it followed PgQueuer's
+-- (only with a prefix; see sql_names.legacy_function). Kept when a trigger
+-- still uses it: that is another queue's.
+-- name: uninstall.legacy_function
+@upgrade.legacy_function_drop
+
 -- name: uninstall.enum
 DROP TYPE IF EXISTS {status};
 
@@ -241,6 +261,12 @@ ALTER TABLE {queue} ADD COLUMN IF NOT EXISTS headers JSONB;
 -- name: upgrade.queue_attempts
 ALTER TABLE {queue} ADD COLUMN IF NOT EXISTS attempts INT NOT NULL DEFAULT 0;
 
+-- PgQueuer 1.3 -> 1.4, the two statements of its upgrade: the slot column
+-- (a catalog change, no rewrite; jobs picked now keep slot NULL and stay
+-- counted by the claims' count of picked rows until they finish) ...
+-- name: upgrade.queue_slot
+ALTER TABLE {queue} ADD COLUMN IF NOT EXISTS slot BIGINT;
+
 -- name: upgrade.queue_priority_idx
 CREATE INDEX IF NOT EXISTS {queue_bare}_priority_id_id1_idx ON {queue}
     (priority ASC, id DESC) INCLUDE (id) WHERE status = 'queued';
@@ -265,6 +291,16 @@ CREATE INDEX IF NOT EXISTS {queue_bare}_ep_ea_idx ON {queue}
 CREATE UNIQUE INDEX IF NOT EXISTS {queue_bare}_unique_dedupe_key ON {queue}
     (dedupe_key)
     WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL;
+
+-- ... and its unique index. The build holds a SHARE lock on the queue table
+-- until it ends: reads go on, but every enqueue, claim and completion waits
+-- (it reads the whole table once; the picked rows it indexes are few). On a
+-- large table, build it beforehand with CREATE UNIQUE INDEX CONCURRENTLY
+-- under this name; this step then leaves it as it is (pgq verify reports an
+-- index that such a build left invalid).
+-- name: upgrade.queue_slot_idx
+CREATE UNIQUE INDEX IF NOT EXISTS {queue_bare}_picked_slot_idx ON {queue}
+    (entrypoint, slot) WHERE status = 'picked' AND slot IS NOT NULL;
 
 -- name: upgrade.log
 CREATE TABLE IF NOT EXISTS {log} (
@@ -422,6 +458,41 @@ BEGIN
 END;
 $$;
 
+-- With a prefix, pgq used to name the trigger and its function
+-- tg_<prefix>pgqueuer_changed and fn_<prefix>pgqueuer_changed, where
+-- PgQueuer says <prefix>tg_pgqueuer_changed and <prefix>fn_pgqueuer_changed.
+-- The old trigger takes PgQueuer's name, or goes when PgQueuer's trigger is
+-- there too (a database that both tools installed or upgraded had two, and
+-- notified twice); so does the old function, after the trigger is settled
+-- (upgrade.legacy_function_drop). Without a prefix the names agree and
+-- nothing happens.
+-- name: upgrade.legacy_trigger
+DO $$
+BEGIN
+    IF '{legacy_trigger}' <> '{trigger}' AND EXISTS (SELECT 1 FROM pg_trigger
+        WHERE tgrelid = '{queue}'::regclass
+          AND tgname = '{legacy_trigger}') THEN
+        IF EXISTS (SELECT 1 FROM pg_trigger
+            WHERE tgrelid = '{queue}'::regclass AND tgname = '{trigger}') THEN
+            DROP TRIGGER {legacy_trigger} ON {queue};
+        ELSE
+            ALTER TRIGGER {legacy_trigger} ON {queue} RENAME TO {trigger};
+        END IF;
+    END IF;
+END;
+$$;
+
+-- name: upgrade.legacy_function
+DO $$
+BEGIN
+    IF '{legacy_function}' <> '{function}'
+       AND to_regprocedure('{legacy_function}()') IS NOT NULL
+       AND to_regprocedure('{function}()') IS NULL THEN
+        ALTER FUNCTION {legacy_function}() RENAME TO {function_bare};
+    END IF;
+END;
+$$;
+
 -- The same text as install.function ("@name" reuses a section).
 -- name: upgrade.function
 @install.function
@@ -439,6 +510,20 @@ BEGIN
         CREATE TRIGGER {trigger}
             AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {queue}
             FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+    END IF;
+END;
+$$;
+
+-- The old function, now that no trigger of this queue uses it; one that a
+-- trigger still uses belongs to another queue and stays.
+-- name: upgrade.legacy_function_drop
+DO $$
+BEGIN
+    IF '{legacy_function}' <> '{function}'
+       AND to_regprocedure('{legacy_function}()') IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM pg_trigger
+           WHERE tgfoid = to_regprocedure('{legacy_function}()')) THEN
+        DROP FUNCTION {legacy_function}();
     END IF;
 END;
 $$;

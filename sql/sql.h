@@ -40,6 +40,15 @@ struct sql_names {
 	char status_bare[SQL_IDENT_MAX + 1];
 	char function_bare[SQL_IDENT_MAX + 1];
 	char trigger[SQL_IDENT_MAX + 1];
+	/*
+	 * The names pgq gave the function and trigger with a prefix until
+	 * it followed PgQueuer (fn_<prefix>pgqueuer_changed where PgQueuer
+	 * says <prefix>fn_pgqueuer_changed): upgrade renames them, uninstall
+	 * drops them. Without a prefix they equal function and trigger.
+	 */
+	char legacy_function[2 * SQL_IDENT_MAX + 2];
+	char legacy_function_bare[SQL_IDENT_MAX + 1];
+	char legacy_trigger[SQL_IDENT_MAX + 1];
 };
 
 /*
@@ -191,13 +200,34 @@ int sql_set_durability(PGconn *conn, const struct sql_names *n,
 		       enum sql_durability d, struct pgq_error *err) PGQ_WUR;
 
 /*
- * Checks which objects exist. expect_present true: every object must exist;
- * false: none may. Each mismatch is appended as a line to report (caller
- * frees; NULL when all is as expected). Returns 0 when as expected, 1 when
- * not, -1 on a database error.
+ * Checks which objects exist. expect_present true: every object must exist
+ * (a PgQueuer 1.3 queue, without the slot column and index, counts as
+ * present: see sql_layout); false: none may. Each mismatch is appended as a
+ * line to report (caller frees; NULL when all is as expected). Returns 0
+ * when as expected, 1 when not, -1 on a database error.
  */
 int sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
 	       char **report, struct pgq_error *err) PGQ_WUR;
+
+/* Which PgQueuer layout the queue table has. */
+enum sql_layout {
+	SQL_LAYOUT_NONE = 0, /* no queue table */
+	SQL_LAYOUT_1_3,	     /* PgQueuer 1.3: no capacity slots */
+	SQL_LAYOUT_1_4, /* PgQueuer 1.4: the slot column and its valid unique
+			   index (what install creates) */
+	SQL_LAYOUT_PARTIAL, /* the slot column without a valid index: an
+			       upgrade that did not finish */
+};
+
+/*
+ * Reads the layout of n's queue table into *out. PgQueuer 1.4 workers and
+ * pgq's limited claims need SQL_LAYOUT_1_4; everything else runs on 1.3 too.
+ * Returns 0, or -1 with err on a database error.
+ */
+int sql_layout(PGconn *conn, const struct sql_names *n, enum sql_layout *out,
+	       struct pgq_error *err) PGQ_WUR;
+/* "PgQueuer 1.3", "PgQueuer 1.4", ... (static). */
+const char *sql_layout_name(enum sql_layout l);
 
 /* ---- the statement session of one connection (session.c) ---- */
 

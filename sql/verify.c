@@ -2,7 +2,8 @@
  * sql_verify: compares the objects in the database with what install
  * creates (tables and their columns with types, the status enum and its
  * values in order, every index by name, the function, the trigger and its
- * shape), one report line per mismatch.
+ * shape), one report line per mismatch. A PgQueuer 1.3 catalog (no capacity
+ * slots) passes as well as a 1.4 one; sql_layout says which it is.
  */
 #include "config.h"
 
@@ -236,6 +237,113 @@ check_table(PGconn *conn, const struct sql_names *n, const char *bare,
 	return 0;
 }
 
+/*
+ * The slot column, and whether its unique index exists and is valid (a
+ * failed CREATE INDEX CONCURRENTLY leaves an invalid one behind): one row,
+ * or none when the queue table is missing.
+ */
+static PGresult *
+query_slots(PGconn *conn, const struct sql_names *n, struct pgq_error *err)
+{
+	char idx[SQL_IDENT_MAX * 2], qidx[SQL_IDENT_MAX * 4];
+	const char *p[2] = {n->queue, qidx};
+
+	snprintf(idx, sizeof(idx), "%s_picked_slot_idx", n->queue_bare);
+	qualify(n, idx, qidx, sizeof(qidx));
+	return query(conn,
+		     "SELECT (SELECT format_type(a.atttypid, a.atttypmod) "
+		     "FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+		     "AND a.attname = 'slot' AND NOT a.attisdropped), "
+		     "(SELECT i.indisvalid AND i.indisunique FROM "
+		     "pg_catalog.pg_index i WHERE i.indexrelid = "
+		     "to_regclass($2) AND i.indrelid = c.oid) "
+		     "FROM pg_catalog.pg_class c WHERE c.oid = to_regclass($1)",
+		     2, p, err);
+}
+
+/*
+ * PgQueuer 1.4's slot column and index. Both missing is a 1.3 catalog,
+ * which passes; a column without a usable index is an upgrade that did not
+ * finish. Absent, the index is reported like the others.
+ */
+static int
+check_slots(PGconn *conn, const struct sql_names *n, bool present,
+	    struct report *rep, struct pgq_error *err)
+{
+	PGresult *r = query_slots(conn, n, err);
+	const char *type;
+
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return 0;
+	}
+	type = PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0);
+	if (!present) {
+		if (!PQgetisnull(r, 0, 1))
+			report_add(
+				rep,
+				"index %s_picked_slot_idx: present, expected "
+				"absent",
+				n->queue);
+	} else if (type != NULL && strcmp(type, "bigint") != 0) {
+		report_add(rep, "column %s.slot: type %s, expected bigint",
+			   n->queue, type);
+	} else if (type != NULL && PQgetisnull(r, 0, 1)) {
+		report_add(rep,
+			   "index %s_picked_slot_idx: missing (the slot column "
+			   "is there: pgq upgrade builds it)",
+			   n->queue);
+	} else if (!PQgetisnull(r, 0, 1) &&
+		   strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+		report_add(rep,
+			   "index %s_picked_slot_idx: invalid or not unique "
+			   "(drop it and run pgq upgrade)",
+			   n->queue);
+	}
+	PQclear(r);
+	return 0;
+}
+
+int
+sql_layout(PGconn *conn, const struct sql_names *n, enum sql_layout *out,
+	   struct pgq_error *err)
+{
+	PGresult *r;
+
+	driver_error_clear(err);
+	r = query_slots(conn, n, err);
+	if (r == NULL)
+		return -1;
+	if (PQntuples(r) == 0)
+		*out = SQL_LAYOUT_NONE;
+	else if (PQgetisnull(r, 0, 0) && PQgetisnull(r, 0, 1))
+		*out = SQL_LAYOUT_1_3;
+	else if (!PQgetisnull(r, 0, 1) && strcmp(PQgetvalue(r, 0, 1), "t") == 0)
+		*out = SQL_LAYOUT_1_4;
+	else
+		*out = SQL_LAYOUT_PARTIAL;
+	PQclear(r);
+	return 0;
+}
+
+const char *
+sql_layout_name(enum sql_layout l)
+{
+	switch (l) {
+	case SQL_LAYOUT_NONE:
+		return "none";
+	case SQL_LAYOUT_1_3:
+		return "PgQueuer 1.3";
+	case SQL_LAYOUT_1_4:
+		return "PgQueuer 1.4";
+	case SQL_LAYOUT_PARTIAL:
+		return "PgQueuer 1.3 with an unfinished upgrade to 1.4";
+	}
+	return "unknown";
+}
+
 static int
 check_enum(PGconn *conn, const struct sql_names *n, bool present,
 	   struct report *rep, struct pgq_error *err)
@@ -265,44 +373,85 @@ check_enum(PGconn *conn, const struct sql_names *n, bool present,
 	return 0;
 }
 
+/* 1 when function name() exists, 0 when not, -1 on error. */
+static int
+function_exists(PGconn *conn, const char *name, struct pgq_error *err)
+{
+	char sig[2 * SQL_IDENT_MAX + 4];
+	const char *p[1] = {sig};
+
+	snprintf(sig, sizeof(sig), "%s()", name);
+	return query_bool(conn, "SELECT to_regprocedure($1) IS NOT NULL", 1, p,
+			  err);
+}
+
+/*
+ * The notify function under PgQueuer's name; with a prefix, also the name
+ * older pgq gave it (n->legacy_function), which upgrade renames and
+ * uninstall drops.
+ */
 static int
 check_function(PGconn *conn, const struct sql_names *n, bool present,
 	       struct report *rep, struct pgq_error *err)
 {
-	char sig[sizeof(n->function) + 2];
-	const char *p[1] = {sig};
-	int e;
+	bool legacy = strcmp(n->legacy_function, n->function) != 0;
+	int e, old = 0;
 
-	snprintf(sig, sizeof(sig), "%s()", n->function);
-	e = query_bool(conn, "SELECT to_regprocedure($1) IS NOT NULL", 1, p,
-		       err);
-	if (e < 0)
+	if ((e = function_exists(conn, n->function, err)) < 0 ||
+	    (legacy &&
+	     (old = function_exists(conn, n->legacy_function, err)) < 0))
 		return -1;
 	if (e && !present)
 		report_add(rep, "function %s: present, expected absent",
 			   n->function);
+	else if (!e && present && old)
+		report_add(rep,
+			   "function %s: missing (found %s, the name older "
+			   "pgq gave it: pgq upgrade renames it)",
+			   n->function, n->legacy_function);
 	else if (!e && present)
 		report_add(rep, "function %s: missing", n->function);
+	if (old && !present)
+		report_add(rep, "function %s: present, expected absent",
+			   n->legacy_function);
 	return 0;
+}
+
+/* The tgtype of trigger name on the queue table: one row, or none. */
+static PGresult *
+query_trigger(PGconn *conn, const struct sql_names *n, const char *name,
+	      struct pgq_error *err)
+{
+	const char *p[2] = {n->queue, name};
+
+	return query(conn,
+		     "SELECT t.tgtype FROM pg_catalog.pg_trigger t "
+		     "WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 "
+		     "AND NOT t.tgisinternal",
+		     2, p, err);
 }
 
 static int
 check_trigger(PGconn *conn, const struct sql_names *n, bool present,
 	      struct report *rep, struct pgq_error *err)
 {
-	const char *p[2] = {n->queue, n->trigger};
-	PGresult *r;
+	bool legacy = strcmp(n->legacy_trigger, n->trigger) != 0;
+	PGresult *r, *old = NULL;
+	int rc = -1;
 
-	r = query(conn,
-		  "SELECT t.tgtype FROM pg_catalog.pg_trigger t "
-		  "WHERE t.tgrelid = to_regclass($1) AND t.tgname = $2 "
-		  "AND NOT t.tgisinternal",
-		  2, p, err);
-	if (r == NULL)
-		return -1;
+	if ((r = query_trigger(conn, n, n->trigger, err)) == NULL ||
+	    (legacy &&
+	     (old = query_trigger(conn, n, n->legacy_trigger, err)) == NULL))
+		goto out;
 	if (PQntuples(r) > 0 && !present)
 		report_add(rep, "trigger %s on %s: present, expected absent",
 			   n->trigger, n->queue);
+	else if (PQntuples(r) == 0 && present && old != NULL &&
+		 PQntuples(old) > 0)
+		report_add(rep,
+			   "trigger %s on %s: missing (found %s, the name "
+			   "older pgq gave it: pgq upgrade renames it)",
+			   n->trigger, n->queue, n->legacy_trigger);
 	else if (PQntuples(r) == 0 && present)
 		report_add(rep, "trigger %s on %s: missing", n->trigger,
 			   n->queue);
@@ -313,8 +462,17 @@ check_trigger(PGconn *conn, const struct sql_names *n, bool present,
 			   "DELETE "
 			   "OR TRUNCATE FOR EACH STATEMENT (tgtype %s)",
 			   n->trigger, n->queue, PQgetvalue(r, 0, 0));
+	if (old != NULL && PQntuples(old) > 0 && (!present || PQntuples(r) > 0))
+		/* Beside PgQueuer's, it notifies every change twice. */
+		report_add(rep,
+			   "trigger %s on %s: present, expected absent (the "
+			   "name older pgq gave it: pgq upgrade drops it)",
+			   n->legacy_trigger, n->queue);
+	rc = 0;
+out:
 	PQclear(r);
-	return 0;
+	PQclear(old);
+	return rc;
 }
 
 int
@@ -335,6 +493,7 @@ sql_verify(PGconn *conn, const struct sql_names *n, bool expect_present,
 			statistics_indexes, expect_present, &rep, err) != 0 ||
 	    check_table(conn, n, n->schedules_bare, schedules_columns,
 			no_indexes, expect_present, &rep, err) != 0 ||
+	    check_slots(conn, n, expect_present, &rep, err) != 0 ||
 	    check_function(conn, n, expect_present, &rep, err) != 0 ||
 	    check_trigger(conn, n, expect_present, &rep, err) != 0)
 		goto out;

@@ -753,6 +753,24 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 	PQclear(res);
 	return (int)(c->nbatch - before);
 fail:
+	/*
+	 * A lost capacity-slot race: a claim that takes no lock row
+	 * (PgQueuer's) took the same slot number first and the slot index
+	 * refused ours (23505), or two such claims deadlocked (40P01). As in
+	 * PgQueuer, that is an empty claim: the next wake or poll looks
+	 * again, and so does drain mode (limit_held).
+	 */
+	if (strcmp(err->sqlstate, "40P01") == 0 ||
+	    (strcmp(err->sqlstate, "23505") == 0 &&
+	     strstr(err->message, "_picked_slot_idx") != NULL)) {
+		consumer_log(c, LOG_LEVEL_DEBUG,
+			     "limited claim lost a slot race entrypoint=%s: %s",
+			     ep->name, err->message);
+		consumer_rollback(c);
+		driver_error_clear(err);
+		c->limit_held = true;
+		return 0;
+	}
 	consumer_limits_missing(c, ep, err);
 	consumer_rollback(c);
 	return -1;

@@ -389,6 +389,49 @@ Test(cli, install_with_prefix_schema_and_durability)
 	PQfinish(c);
 }
 
+Test(cli, upgrade_plan_shows_the_layout_and_applies_nothing)
+{
+	const char *db = harness_db_new(true);
+	PGconn *c = harness_connect(db);
+	struct run r;
+
+	/* A PgQueuer 1.3 queue: no slot column, no slot index. */
+	PQclear(harness_query(c, "ALTER TABLE pgqueuer DROP COLUMN slot"));
+	r = PGQ("verify", "--expect", "present");
+	expect_code(&r, 0, "verify of a 1.3 layout");
+	cr_expect_not_null(strstr(r.out, "PgQueuer 1.3 layout"), "%s", r.out);
+	run_free(&r);
+	r = PGQ("upgrade", "--plan");
+	expect_code(&r, 0, "upgrade --plan");
+	cr_expect_not_null(strstr(r.out, "has the PgQueuer 1.3 layout"), "%s",
+			   r.out);
+	cr_expect_not_null(strstr(r.out, "SHARE lock on pgqueuer"), "%s",
+			   r.out);
+	cr_expect_not_null(strstr(r.out, "ADD COLUMN IF NOT EXISTS slot"));
+	cr_expect_not_null(strstr(r.out, "pgqueuer_picked_slot_idx ON"));
+	run_free(&r);
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pg_attribute "
+				       "WHERE attrelid = 'pgqueuer'::regclass "
+				       "AND attname = 'slot'"),
+		     0, "--plan applied something");
+	/* The upgrade says what the index build holds, then does it. */
+	r = PGQ("upgrade");
+	expect_code(&r, 0, "upgrade");
+	cr_expect_not_null(strstr(r.err, "SHARE lock"), "stderr: %s", r.err);
+	run_free(&r);
+	r = PGQ("verify", "--expect", "present");
+	expect_code(&r, 0, "verify after the upgrade");
+	cr_expect_str_eq(r.out, "every object of pgqueuer is present: "
+				"PgQueuer 1.4 layout\n");
+	run_free(&r);
+	/* Current: nothing to note. */
+	r = PGQ("upgrade");
+	expect_code(&r, 0, "upgrade again");
+	cr_expect_str_empty(r.err);
+	run_free(&r);
+	PQfinish(c);
+}
+
 Test(cli, sql_install_prints_without_a_server)
 {
 	static const char *const no_server[] = {"PGHOST=/nonexistent-pgq-dir",

@@ -297,6 +297,88 @@ Test(limits, a_second_claimer_waits_for_the_lock_and_sees_the_first_claim)
 	PQfinish(watch);
 }
 
+/* The slots of the picked jobs of ep, "0,1"; "" when none. */
+static const char *
+slots(PGconn *c, const char *ep)
+{
+	return harness_text(c,
+			    "SELECT coalesce(string_agg(coalesce(slot::text, "
+			    "'-'), ',' ORDER BY slot NULLS FIRST), '') FROM "
+			    "pgqueuer WHERE status = 'picked' AND entrypoint = "
+			    "'%s'",
+			    ep);
+}
+
+Test(limits, fresh_claims_take_the_lowest_free_slots_stale_ones_keep_theirs)
+{
+	PGconn *c = conn();
+	struct got g;
+	char rid[32];
+	const char *rv[5] = {OWNER_B, rid, "{NULL}", "{NULL}", "{1}"};
+	long long retried;
+
+	add_jobs(c, "lim", 6);
+	g = claim_tx(c, "lim", 2, 3, 0, 0, false, OWNER_A, false);
+	cr_assert_eq(g.n, 2);
+	cr_expect_str_eq(slots(c, "lim"), "0,1");
+	/* Slot 0 frees: the next claim fills 0, then 2. */
+	complete(c, OWNER_A, g.ids[0]);
+	g = claim_tx(c, "lim", 5, 3, 0, 0, false, OWNER_B, false);
+	cr_expect_eq(g.n, 2);
+	cr_expect_str_eq(slots(c, "lim"), "0,1,2");
+	/* A stale job taken over keeps its slot. */
+	exec(c, "UPDATE pgqueuer SET heartbeat = now() - interval '1 hour' "
+		"WHERE slot = 1");
+	g = claim_tx(c, "lim", 5, 3, 0, 0, false, OWNER_C, false);
+	cr_expect_eq(g.n, 1);
+	cr_expect_str_eq(harness_text(c, "SELECT slot || ' ' || "
+					 "queue_manager_id FROM pgqueuer "
+					 "WHERE status = 'picked' AND "
+					 "queue_manager_id = '" OWNER_C "'"),
+			 "1 " OWNER_C);
+	/* A retried job keeps its number outside the index, and its next
+	 * claim gives it the lowest free one. */
+	retried = harness_scalar(c, "SELECT id FROM pgqueuer WHERE slot = 2");
+	snprintf(rid, sizeof(rid), "{%lld}", retried);
+	PQclear(stmt(c, SQL_RETRY, 5, rv));
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT status || ' ' || slot FROM "
+				      "pgqueuer WHERE id = %lld",
+				      retried),
+			 "queued 2");
+	complete(c, OWNER_B,
+		 harness_scalar(c, "SELECT id FROM pgqueuer WHERE status = "
+				   "'picked' AND slot = 0"));
+	g = claim_tx(c, "lim", 5, 3, 0, 0, false, OWNER_A, false);
+	cr_expect_eq(g.n, 2);
+	cr_expect_str_eq(slots(c, "lim"), "0,1,2");
+	PQfinish(c);
+}
+
+Test(limits, jobs_picked_before_the_slots_count_and_rate_only_claims_take_none)
+{
+	PGconn *c = conn();
+	struct got g;
+
+	/* One job picked before the upgrade: no slot, but it counts. */
+	add_jobs(c, "old", 4);
+	exec(c, "UPDATE pgqueuer SET status = 'picked', queue_manager_id = "
+		"'" OWNER_DEAD "' WHERE id = (SELECT min(id) FROM pgqueuer)");
+	g = claim_tx(c, "old", 5, 2, 0, 0, false, OWNER_A, false);
+	cr_expect_eq(g.n, 1);
+	cr_expect_str_eq(slots(c, "old"), "-,0");
+	g = claim_tx(c, "old", 5, 2, 0, 0, false, OWNER_B, false);
+	cr_expect_eq(g.n, 0, "past the limit");
+
+	/* A rate without a concurrency limit: no slot, an old one cleared. */
+	add_jobs(c, "rated", 1);
+	exec(c, "UPDATE pgqueuer SET slot = 7 WHERE entrypoint = 'rated'");
+	g = claim_tx(c, "rated", 5, 0, 100.0, 10.0, false, OWNER_A, false);
+	cr_expect_eq(g.n, 1);
+	cr_expect_str_eq(slots(c, "rated"), "-");
+	PQfinish(c);
+}
+
 Test(limits, stale_jobs_are_reclaimed_when_the_limit_is_full)
 {
 	PGconn *c = conn();

@@ -225,6 +225,36 @@ Test(queries, enqueue_one_job_writes_its_row_and_a_queued_log_row,
 	PQfinish(c);
 }
 
+Test(queries, absent_headers_are_json_null_and_read_as_none, .timeout = 60)
+{
+	PGconn *c = fresh();
+	long long mine = enqueue1(c, "h", 3, NULL, NULL);
+	const char *v[7] = {"{h}",    "{NULL}", "{1}",
+			    "{NULL}", "{NULL}", "{\"{\\\"k\\\": 1}\"}",
+			    "false"};
+	PGresult *r;
+
+	/* PgQueuer's form: JSON null, not SQL NULL. */
+	cr_expect_str_eq(harness_text(c,
+				      "SELECT jsonb_typeof(headers) FROM "
+				      "pgqueuer WHERE id = %lld",
+				      mine),
+			 "null");
+	/* Older pgq wrote SQL NULL; a claim reads both as none. */
+	PQclear(harness_query(c, "INSERT INTO pgqueuer (priority, status, "
+				 "entrypoint, headers) VALUES (2, 'queued', "
+				 "'h', NULL)"));
+	PQclear(stmt(c, SQL_ENQUEUE, 7, v));
+	r = claim(c, "{h}", 10, "30 seconds", OWNER_A);
+	cr_assert_eq(PQntuples(r), 3);
+	cr_expect_eq(val(r, 0, 0), mine);
+	cr_expect(PQgetisnull(r, 0, 5), "JSON null: %s", PQgetvalue(r, 0, 5));
+	cr_expect(PQgetisnull(r, 1, 5), "SQL NULL: %s", PQgetvalue(r, 1, 5));
+	cr_expect_str_eq(PQgetvalue(r, 2, 5), "{\"k\": 1}");
+	PQclear(r);
+	PQfinish(c);
+}
+
 Test(queries, enqueue_of_ten_thousand_returns_ids_in_input_order,
      .timeout = 120)
 {

@@ -1,8 +1,11 @@
 /*
- * The installed catalog against PgQueuer 1.3's: columns, types, defaults,
+ * The installed catalog against PgQueuer 1.4's: columns, types, defaults,
  * enum order, index definitions, the statement-level trigger and its
  * notifications; install with prefix and schema, uninstall, verify both
- * ways, upgrade (idempotent, and from older layouts) and durability.
+ * ways and the layout it finds (1.3 or 1.4), upgrade (idempotent, from 1.3
+ * and older layouts, and from the trigger names older pgq gave a prefixed
+ * queue) and durability. tests/db/test_compat.c holds the comparisons with
+ * PgQueuer's own statements.
  */
 #include "config.h"
 
@@ -155,6 +158,30 @@ insert_before(const char *text, const char *word, const char *ins)
 	return out;
 }
 
+/* text with every "from" replaced by "to"; fresh string. */
+static char *
+replace_all(const char *text, const char *from, const char *to)
+{
+	size_t fl = strlen(from), tl = strlen(to), n = 0;
+	const char *p;
+	char *out, *o;
+
+	for (p = text; (p = strstr(p, from)) != NULL; p += fl)
+		n++;
+	out = xmalloc(strlen(text) + n * tl + 1);
+	for (o = out, p = text; *p != '\0';) {
+		if (strncmp(p, from, fl) == 0) {
+			memcpy(o, to, tl);
+			o += tl;
+			p += fl;
+		} else {
+			*o++ = *p++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 static size_t
 count_lines(const char *s)
 {
@@ -248,7 +275,7 @@ fresh_db(void)
 	return harness_connect(harness_db_new(false));
 }
 
-/* PgQueuer 1.3's columns, in table order. */
+/* PgQueuer 1.4's columns, in table order (1.3 has all but slot). */
 static const char expected_columns[] =
 	"pgqueuer 1 id bigint NO nextval('pgqueuer_id_seq'::regclass) NO\n"
 	"pgqueuer 2 priority integer NO - NO\n"
@@ -263,6 +290,7 @@ static const char expected_columns[] =
 	"pgqueuer 11 payload bytea YES - NO\n"
 	"pgqueuer 12 headers jsonb YES - NO\n"
 	"pgqueuer 13 attempts integer NO 0 NO\n"
+	"pgqueuer 14 slot bigint YES - NO\n"
 	"pgqueuer_log 1 id bigint NO - YES\n"
 	"pgqueuer_log 2 created timestamp with time zone NO now() NO\n"
 	"pgqueuer_log 3 job_id bigint NO - NO\n"
@@ -291,7 +319,7 @@ static const char expected_columns[] =
 	"pgqueuer_statistics 5 status pgqueuer_status NO - NO\n"
 	"pgqueuer_statistics 6 entrypoint text NO - NO\n";
 
-/* PgQueuer 1.3's indexes, by name. */
+/* PgQueuer 1.4's indexes, by name (1.3 has all but _picked_slot_idx). */
 static const char expected_indexes[] =
 	"pgqueuer_ep_ea_idx: CREATE INDEX pgqueuer_ep_ea_idx ON "
 	"public.pgqueuer "
@@ -310,6 +338,10 @@ static const char expected_indexes[] =
 	"public.pgqueuer_log USING btree (id)\n"
 	"pgqueuer_log_status: CREATE INDEX pgqueuer_log_status ON "
 	"public.pgqueuer_log USING btree (status)\n"
+	"pgqueuer_picked_slot_idx: CREATE UNIQUE INDEX "
+	"pgqueuer_picked_slot_idx "
+	"ON public.pgqueuer USING btree (entrypoint, slot) WHERE ((status = "
+	"'picked'::pgqueuer_status) AND (slot IS NOT NULL))\n"
 	"pgqueuer_pkey: CREATE UNIQUE INDEX pgqueuer_pkey ON public.pgqueuer "
 	"USING btree (id)\n"
 	"pgqueuer_priority_id_id1_idx: CREATE INDEX "
@@ -462,8 +494,13 @@ Test(schema, install_with_prefix_names_every_object, .timeout = 60)
 	c = fresh_db();
 	install(c, NULL, NULL, SQL_DURABLE);
 	plain = catalog_src(c, "public", false);
-	/* The same catalog with every name prefixed (lower case). */
-	expected = insert_before(plain, "pgqueuer", "app_");
+	/* The same catalog with every name prefixed (lower case): in front
+	 * of the whole name, function and trigger too, as PgQueuer does. */
+	a = insert_before(plain, "pgqueuer", "app_");
+	b = replace_all(a, "fn_app_pgqueuer", "app_fn_pgqueuer");
+	expected = replace_all(b, "tg_app_pgqueuer", "app_tg_pgqueuer");
+	free(a);
+	free(b);
 	a = sort_lines(expected);
 	b = sort_lines(prefixed);
 	cr_expect_str_eq(b, a);
@@ -503,10 +540,10 @@ Test(schema, install_into_schema_keeps_public_empty, .timeout = 60)
 	free(pub);
 	in_jobs = harness_scalar(c, "SELECT count(*) FROM pg_class WHERE "
 				    "relnamespace = 'jobs'::regnamespace");
-	/* 4 tables; 6 + 4 + 1 indexes, 4 primary keys, 1 unique
+	/* 4 tables; 7 + 4 + 1 indexes, 4 primary keys, 1 unique
 	 * constraint; 3 serial and 1 identity sequences; pgq's limits table
 	 * and its primary key */
-	cr_expect_eq(in_jobs, 4 + 16 + 4 + 2,
+	cr_expect_eq(in_jobs, 4 + 17 + 4 + 2,
 		     "tables, indexes, sequences: %lld", in_jobs);
 	cr_expect_eq(
 		harness_scalar(c, "SELECT count(*) FROM pg_proc WHERE oid = "
@@ -616,8 +653,8 @@ Test(schema, verify_reports_one_line_per_mismatch, .timeout = 60)
 	cr_expect_null(report);
 	cr_expect_eq(sql_verify(c, &n, false, &report, &err), 1);
 	cr_assert_not_null(report);
-	/* type, 4 tables, 6 + 4 + 1 indexes, function, trigger */
-	cr_expect_eq(count_lines(report), 18, "%s", report);
+	/* type, 4 tables, 7 + 4 + 1 indexes, function, trigger */
+	cr_expect_eq(count_lines(report), 19, "%s", report);
 	cr_expect_not_null(
 		strstr(report,
 		       "index pgqueuer_ep_ea_idx: present, expected absent\n"));
@@ -681,10 +718,9 @@ Test(schema, upgrade_restores_what_an_older_layout_lacks, .timeout = 60)
 
 	install(c, NULL, NULL, SQL_DURABLE);
 	want = catalog(c, "public");
-	PQclear(harness_query(c,
-			      "ALTER TABLE pgqueuer DROP COLUMN dedupe_key, "
-			      "DROP COLUMN headers, "
-			      "DROP COLUMN attempts, DROP COLUMN heartbeat"));
+	PQclear(harness_query(c, "ALTER TABLE pgqueuer DROP COLUMN dedupe_key, "
+				 "DROP COLUMN headers, DROP COLUMN attempts, "
+				 "DROP COLUMN heartbeat, DROP COLUMN slot"));
 	PQclear(harness_query(c, "DROP INDEX pgqueuer_ep_ea_idx, "
 				 "pgqueuer_ep_prio_id_idx, "
 				 "pgqueuer_log_job_id_status, "
@@ -935,5 +971,217 @@ Test(schema, upgrade_of_an_empty_database_says_to_install, .timeout = 60)
 	cr_expect_eq(err.klass, PGQ_ERR_UNDEFINED_TABLE, "%s: %s",
 		     pgq_error_class_name(err.klass), err.message);
 	cr_expect_eq(strncmp(err.message, "upgrade.", 8), 0, "%s", err.message);
+	PQfinish(c);
+}
+
+/* The layout sql_layout finds. */
+static enum sql_layout
+layout(PGconn *c, const struct sql_names *n)
+{
+	struct pgq_error err;
+	enum sql_layout l = SQL_LAYOUT_NONE;
+
+	cr_assert_eq(sql_layout(c, n, &l, &err), 0, "%s", err.message);
+	return l;
+}
+
+Test(schema, verify_accepts_the_13_and_14_layouts_and_says_which, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *report = NULL;
+
+	names(&n, NULL, NULL);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_NONE);
+	install(c, NULL, NULL, SQL_DURABLE);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_1_4);
+	cr_expect_str_eq(sql_layout_name(SQL_LAYOUT_1_4), "PgQueuer 1.4");
+
+	/* 1.3: no slot column, no slot index; still a valid queue. */
+	PQclear(harness_query(c, "ALTER TABLE pgqueuer DROP COLUMN slot"));
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_1_3);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0, "%s", report);
+	free(report);
+
+	/* The column without its index: an upgrade that did not finish. */
+	PQclear(harness_query(c, "ALTER TABLE pgqueuer ADD COLUMN slot "
+				 "BIGINT"));
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_PARTIAL);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 1);
+	cr_expect_str_eq(report, "index pgqueuer_picked_slot_idx: missing (the "
+				 "slot column is there: pgq upgrade builds "
+				 "it)\n");
+	free(report);
+
+	/* A concurrent build that failed leaves an invalid index. */
+	PQclear(harness_query(
+		c, "INSERT INTO pgqueuer (priority, status, entrypoint, slot) "
+		   "VALUES (0, 'picked', 'e', 0), (0, 'picked', 'e', 0)"));
+	PQclear(PQexec(c, "CREATE UNIQUE INDEX CONCURRENTLY "
+			  "pgqueuer_picked_slot_idx ON pgqueuer "
+			  "(entrypoint, slot) WHERE status = 'picked' AND "
+			  "slot IS NOT NULL"));
+	cr_expect_eq(harness_scalar(c, "SELECT count(*) FROM pg_index WHERE "
+				       "NOT indisvalid AND indexrelid = "
+				       "'pgqueuer_picked_slot_idx'::regclass"),
+		     1);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_PARTIAL);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 1);
+	cr_expect_str_eq(report, "index pgqueuer_picked_slot_idx: invalid or "
+				 "not unique (drop it and run pgq upgrade)\n");
+	free(report);
+	/* The upgrade keeps such an index (IF NOT EXISTS): it says so. */
+	PQclear(harness_query(c, "DELETE FROM pgqueuer"));
+	cr_expect_eq(sql_upgrade(c, &n, &err), -1);
+	cr_expect_not_null(strstr(err.message, "invalid"), "%s", err.message);
+	cr_expect_not_null(strstr(err.hint, "DROP INDEX "
+					    "pgqueuer_picked_slot_idx"),
+			   "%s", err.hint);
+	PQclear(harness_query(c, "DROP INDEX pgqueuer_picked_slot_idx"));
+	cr_expect_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_1_4);
+	PQfinish(c);
+}
+
+Test(schema, upgrade_from_13_adds_the_slots_and_keeps_picked_jobs,
+     .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *want, *got, *again;
+
+	install(c, NULL, NULL, SQL_DURABLE);
+	want = catalog(c, "public");
+	PQclear(harness_query(c, "ALTER TABLE pgqueuer DROP COLUMN slot"));
+	PQclear(harness_query(
+		c, "INSERT INTO pgqueuer (priority, status, entrypoint, "
+		   "queue_manager_id) VALUES (0, 'picked', 'e', "
+		   "gen_random_uuid()), (0, 'queued', 'e', NULL)"));
+	names(&n, NULL, NULL);
+	cr_assert_eq(layout(c, &n), SQL_LAYOUT_1_3);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	cr_expect_eq(layout(c, &n), SQL_LAYOUT_1_4);
+	got = catalog(c, "public");
+	cr_expect_str_eq(got, want);
+	/* The job picked before keeps no slot; nothing else changed. */
+	cr_expect_str_eq(harness_text(c, "SELECT string_agg(status || ':' || "
+					 "coalesce(slot::text, '-'), ',' "
+					 "ORDER BY id) FROM pgqueuer"),
+			 "picked:-,queued:-");
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	again = catalog(c, "public");
+	cr_expect_str_eq(again, want);
+	free(want);
+	free(got);
+	free(again);
+	PQfinish(c);
+}
+
+/* Gives the prefixed queue's function and trigger the names older pgq
+ * gave them. */
+static void
+old_pgq_names(PGconn *c)
+{
+	PQclear(harness_query(c, "ALTER TRIGGER app_tg_pgqueuer_changed ON "
+				 "app_pgqueuer RENAME TO "
+				 "tg_app_pgqueuer_changed"));
+	PQclear(harness_query(c, "ALTER FUNCTION app_fn_pgqueuer_changed() "
+				 "RENAME TO fn_app_pgqueuer_changed"));
+}
+
+Test(schema, upgrade_renames_the_trigger_names_older_pgq_gave, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *want, *got, *report = NULL;
+
+	install(c, "App_", NULL, SQL_DURABLE);
+	want = catalog(c, "public");
+	old_pgq_names(c);
+	names(&n, "App_", NULL);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 1);
+	cr_expect_str_eq(report,
+			 "function app_fn_pgqueuer_changed: missing (found "
+			 "fn_app_pgqueuer_changed, the name older pgq gave "
+			 "it: pgq upgrade renames it)\n"
+			 "trigger app_tg_pgqueuer_changed on app_pgqueuer: "
+			 "missing (found tg_app_pgqueuer_changed, the name "
+			 "older pgq gave it: pgq upgrade renames it)\n");
+	free(report);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	got = catalog(c, "public");
+	cr_expect_str_eq(got, want);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 0, "%s", report);
+	free(report);
+	free(want);
+	free(got);
+	PQfinish(c);
+}
+
+Test(schema, upgrade_drops_the_second_trigger_older_pgq_added, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *want, *got, *report = NULL;
+
+	/* PgQueuer's names were there, and an older pgq upgrade added its
+	 * own function and trigger beside them. */
+	install(c, "App_", NULL, SQL_DURABLE);
+	want = catalog(c, "public");
+	PQclear(harness_query(
+		c, "CREATE FUNCTION fn_app_pgqueuer_changed() RETURNS "
+		   "trigger AS $$ BEGIN RETURN NULL; END; $$ LANGUAGE plpgsql; "
+		   "CREATE TRIGGER tg_app_pgqueuer_changed AFTER INSERT OR "
+		   "UPDATE OR DELETE OR TRUNCATE ON app_pgqueuer FOR EACH "
+		   "STATEMENT EXECUTE FUNCTION fn_app_pgqueuer_changed()"));
+	names(&n, "App_", NULL);
+	cr_expect_eq(sql_verify(c, &n, true, &report, &err), 1);
+	cr_expect_str_eq(report, "trigger tg_app_pgqueuer_changed on "
+				 "app_pgqueuer: present, expected absent (the "
+				 "name older pgq gave it: pgq upgrade drops "
+				 "it)\n");
+	free(report);
+	cr_assert_eq(sql_upgrade(c, &n, &err), 0, "%s", err.message);
+	got = catalog(c, "public");
+	cr_expect_str_eq(got, want);
+	free(want);
+	free(got);
+	PQfinish(c);
+}
+
+Test(schema, uninstall_with_a_prefix_also_drops_the_old_function, .timeout = 60)
+{
+	PGconn *c = fresh_db();
+	struct sql_names n;
+	struct pgq_error err;
+	char *cat, *report = NULL;
+
+	install(c, "App_", NULL, SQL_DURABLE);
+	old_pgq_names(c);
+	names(&n, "App_", NULL);
+	cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
+	cat = catalog(c, "public");
+	cr_expect_str_eq(cat, "");
+	free(cat);
+	cr_expect_eq(sql_verify(c, &n, false, &report, &err), 0, "%s", report);
+	free(report);
+
+	/* The old function left alone (its queue uninstalled by an older
+	 * pgq, which kept PgQueuer's) is reported, then dropped. */
+	PQclear(harness_query(c, "CREATE FUNCTION fn_app_pgqueuer_changed() "
+				 "RETURNS trigger AS $$ BEGIN RETURN NULL; "
+				 "END; $$ LANGUAGE plpgsql"));
+	cr_expect_eq(sql_verify(c, &n, false, &report, &err), 1);
+	cr_expect_str_eq(report, "function fn_app_pgqueuer_changed: present, "
+				 "expected absent\n");
+	free(report);
+	cr_assert_eq(sql_uninstall(c, &n, &err), 0, "%s", err.message);
+	cat = catalog(c, "public");
+	cr_expect_str_eq(cat, "");
+	free(cat);
 	PQfinish(c);
 }

@@ -25,6 +25,9 @@ Test(sql_names, defaults_are_pgqueuer_names)
 	cr_expect_str_eq(n.status, "pgqueuer_status");
 	cr_expect_str_eq(n.function, "fn_pgqueuer_changed");
 	cr_expect_str_eq(n.trigger, "tg_pgqueuer_changed");
+	/* Without a prefix the old names were PgQueuer's already. */
+	cr_expect_str_eq(n.legacy_function, n.function);
+	cr_expect_str_eq(n.legacy_trigger, n.trigger);
 	cr_expect_str_eq(n.channel, "ch_pgqueuer");
 	cr_expect_str_eq(n.schema, "");
 	cr_expect_str_eq(n.prefix, "");
@@ -46,8 +49,12 @@ Test(sql_names, prefix_goes_before_every_name_and_folds_to_lower_case)
 	cr_expect_str_eq(n.statistics_bare, "myapp_pgqueuer_statistics");
 	cr_expect_str_eq(n.schedules_bare, "myapp_pgqueuer_schedules");
 	cr_expect_str_eq(n.status_bare, "myapp_pgqueuer_status");
-	cr_expect_str_eq(n.function, "fn_myapp_pgqueuer_changed");
-	cr_expect_str_eq(n.trigger, "tg_myapp_pgqueuer_changed");
+	/* PgQueuer's names: the prefix in front of the whole name. */
+	cr_expect_str_eq(n.function, "myapp_fn_pgqueuer_changed");
+	cr_expect_str_eq(n.trigger, "myapp_tg_pgqueuer_changed");
+	/* The names pgq used to give them, which upgrade renames. */
+	cr_expect_str_eq(n.legacy_function, "fn_myapp_pgqueuer_changed");
+	cr_expect_str_eq(n.legacy_trigger, "tg_myapp_pgqueuer_changed");
 	/* The channel is a literal: its case is kept, as PgQueuer keeps it. */
 	cr_expect_str_eq(n.channel, "MyApp_ch_pgqueuer");
 }
@@ -65,9 +72,12 @@ Test(sql_names, schema_qualifies_tables_type_and_function_only)
 	cr_expect_str_eq(n.statistics, "jobs.x_pgqueuer_statistics");
 	cr_expect_str_eq(n.schedules, "jobs.x_pgqueuer_schedules");
 	cr_expect_str_eq(n.status, "jobs.x_pgqueuer_status");
-	cr_expect_str_eq(n.function, "jobs.fn_x_pgqueuer_changed");
-	cr_expect_str_eq(n.function_bare, "fn_x_pgqueuer_changed");
-	cr_expect_str_eq(n.trigger, "tg_x_pgqueuer_changed");
+	cr_expect_str_eq(n.function, "jobs.x_fn_pgqueuer_changed");
+	cr_expect_str_eq(n.function_bare, "x_fn_pgqueuer_changed");
+	cr_expect_str_eq(n.trigger, "x_tg_pgqueuer_changed");
+	cr_expect_str_eq(n.legacy_function, "jobs.fn_x_pgqueuer_changed");
+	cr_expect_str_eq(n.legacy_function_bare, "fn_x_pgqueuer_changed");
+	cr_expect_str_eq(n.legacy_trigger, "tg_x_pgqueuer_changed");
 	cr_expect_str_eq(n.channel, "my_channel");
 }
 
