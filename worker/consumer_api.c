@@ -17,10 +17,17 @@
 
 /* ---- the library's LISTEN ---- */
 
-/* Reads notifications libpq has buffered (library mode). */
+/*
+ * Like the master's listener (master/wake.c): a table_changed_event for our
+ * queue table that inserted or updated rows wakes the consumer, one for
+ * another table sharing the channel does not, and cancellation_events stop
+ * the jobs they name. The channel is checked too: the caller's connection
+ * may listen on others.
+ */
 void
 consumer_read_notifies(struct pgq_consumer *c)
 {
+	const char *table = lib_session(c->q)->names.queue_bare;
 	PGnotify *n;
 
 	while ((n = PQnotifies(pgq_conn(c->q))) != NULL) {
@@ -36,6 +43,11 @@ consumer_read_notifies(struct pgq_consumer *c)
 		if (driver_event_parse(n->extra, &ev, why, sizeof(why)) == -1) {
 			consumer_log(c, LOG_LEVEL_DEBUG,
 				     "ignoring notification: %s", why);
+		} else if (ev.type == DRIVER_EVENT_TABLE_CHANGED &&
+			   strcmp(ev.table, table) != 0) {
+			consumer_log(c, LOG_LEVEL_DEBUG,
+				     "notification for another table=%s",
+				     ev.table);
 		} else if (ev.type == DRIVER_EVENT_TABLE_CHANGED &&
 			   (ev.operation == DRIVER_OP_INSERT ||
 			    ev.operation == DRIVER_OP_UPDATE)) {
