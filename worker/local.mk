@@ -1,9 +1,10 @@
 # worker/: the consumer engine (libpgq's pgq_consumer_* and the daemon's
 # workers), the handler kinds, and the worker process run by pgq-master.
-# The engine and the function handler are the library's; the rest is the
-# daemon's.
-libpgq_core_la_SOURCES += worker/worker_int.h worker/consumer.c \
-	worker/handler_fn.c
+# The engine (consumer*.c, claim.c, outcome.c behind consumer_int.h) and the
+# function handler are the library's; the rest is the daemon's.
+libpgq_core_la_SOURCES += worker/worker_int.h worker/consumer_int.h \
+	worker/consumer.c worker/claim.c worker/outcome.c \
+	worker/consumer_api.c worker/handler_fn.c
 libpgq_daemon_la_SOURCES += worker/worker.h worker/handler_module.c \
 	worker/handler_command.c worker/isolate.c worker/handler_builtin.c \
 	worker/worker.c

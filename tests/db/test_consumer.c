@@ -678,6 +678,93 @@ Test(consumer, notification_wakes_an_idle_consumer)
 	pgq_free(p);
 }
 
+/* The consumer's diagnostics, kept for a test that waits on one. */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static char seen_lines[16384];
+
+static void
+keep_log(void *arg, enum pgq_log_level level, const char *message)
+{
+	(void)arg;
+	(void)level;
+	pthread_mutex_lock(&seen_lock);
+	if (strlen(seen_lines) + strlen(message) + 2 < sizeof(seen_lines)) {
+		strcat(seen_lines, message);
+		strcat(seen_lines, "\n");
+	}
+	pthread_mutex_unlock(&seen_lock);
+}
+
+static bool
+wait_logged(const char *needle, uint64_t ms)
+{
+	uint64_t end = clock_mono_ms() + ms;
+	bool found = false;
+
+	while (!found && clock_mono_ms() < end) {
+		pthread_mutex_lock(&seen_lock);
+		found = strstr(seen_lines, needle) != NULL;
+		pthread_mutex_unlock(&seen_lock);
+		if (!found)
+			usleep(5000);
+	}
+	return found;
+}
+
+/*
+ * Two queues may share a channel: like the master's listener, the library's
+ * consumer is woken only by changes to its own table.
+ */
+Test(consumer, a_notification_for_another_table_does_not_wake_it)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER);
+	struct pgq *q = open_named("pgq_table_test");
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_consumer *c = consumer(q, &k, "tbl", NULL);
+	struct pgq_consumer_options copt;
+	struct pgq_error err;
+	PGconn *db = pgq_conn(p);
+	pthread_t t;
+	void *ret;
+
+	seen_lines[0] = '\0';
+	pgq_consumer_set_log(c, keep_log, NULL);
+	pgq_consumer_options_init(&copt);
+	copt.poll_interval_ms = 0;
+	cr_assert_eq(pgq_consumer_set_options(c, &copt, &err), 0);
+	cr_assert_eq(pthread_create(&t, NULL, run_thread, c), 0);
+	cr_assert(wait_idle_after_claim(db, "pgq_table_test", NULL));
+	/* A job the trigger says nothing about. */
+	PQclear(harness_query(db, "BEGIN; SET LOCAL session_replication_role "
+				  "= replica; INSERT INTO pgqueuer (priority, "
+				  "status, entrypoint) VALUES (0, 'queued', "
+				  "'tbl'); COMMIT"));
+	PQclear(harness_query(
+		db, "SELECT pg_notify('ch_pgqueuer', json_build_object("
+		    "'channel', 'ch_pgqueuer', 'operation', 'insert', "
+		    "'sent_at', now(), 'table', 'other_pgqueuer', "
+		    "'type', 'table_changed_event')::text)"));
+	cr_assert(wait_logged("notification for another table=other_pgqueuer",
+			      5000),
+		  "the notification was not told apart: %s", seen_lines);
+	cr_expect_eq(atomic_load(&k.calls), 0,
+		     "another table's insert woke the consumer");
+	PQclear(harness_query(
+		db, "SELECT pg_notify('ch_pgqueuer', json_build_object("
+		    "'channel', 'ch_pgqueuer', 'operation', 'insert', "
+		    "'sent_at', now(), 'table', 'pgqueuer', "
+		    "'type', 'table_changed_event')::text)"));
+	cr_expect(wait_calls(&k.calls, 1, 5000),
+		  "its own table's insert did not wake it");
+	pgq_consumer_stop(c);
+	cr_assert_eq(pthread_join(t, &ret), 0);
+	cr_expect_null(ret);
+	free(ret);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
 Test(consumer, terminated_backend_is_replaced)
 {
 	struct pgq *p = open_q(PGQ_ROLE_PRODUCER);
