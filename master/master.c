@@ -1,8 +1,9 @@
 /*
  * The master's cycle, read like nginx's ngx_process_cycle.c: start every
  * part, run the loop, stop every part; and the master's reactions to events:
- * signals (shutdown levels, reload, scaling), the LISTEN connection becoming
- * ready, and the check after each round of events whether a shutdown is done.
+ * signals (shutdown levels, reload, scaling), the LISTEN and maintenance
+ * connections becoming ready, and the check after each round of events
+ * whether a shutdown is done.
  */
 #include "config.h"
 
@@ -65,19 +66,23 @@ master_clear(struct master *m)
 void
 master_status(struct master *m)
 {
+	enum breaker_state bs = m->breaker.state;
 	unsigned live = 0, busy = 0;
 
 	for (unsigned i = 0; i < m->nslots; i++) {
 		live += m->slots[i]->pid != 0;
 		busy += m->slots[i]->state == SLOT_BUSY;
 	}
-	title_set("master");
+	if (bs == BREAKER_CLOSED)
+		title_set("master");
+	else
+		title_set("master breaker=%s", breaker_state_name(bs));
 	if (m->ready_sent)
-		sdnotify_send("STATUS=workers=%u live=%u busy=%u pending=%u%s",
+		sdnotify_send("STATUS=workers=%u live=%u busy=%u pending=%u "
+			      "breaker=%s%s",
 			      m->nworkers, live, busy, m->pending_wakes,
-			      m->shutdown != SHUTDOWN_NONE ? " stopping"
-			      : m->breaker_open		   ? " breaker-open"
-							   : "");
+			      breaker_state_name(bs),
+			      m->shutdown != SHUTDOWN_NONE ? " stopping" : "");
 }
 
 /*
@@ -92,7 +97,8 @@ master_exit_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	if (m->shutdown == SHUTDOWN_NONE)
 		return;
-	if (slots_live(m) > 0 || listener_pending(m) > 0)
+	if (slots_live(m) > 0 || listener_pending(m) > 0 ||
+	    maint_pending(m) > 0 || m->orphans != NULL)
 		return;
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -111,13 +117,26 @@ master_shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 */
 		log_warnx("shutdown: giving up on pending statements "
 			  "pending=%zu live=%u",
-			  listener_pending(m), slots_live(m));
+			  maint_pending(m), slots_live(m));
+		orphans_kill_all(m);
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
 	log_warnx("shutdown: %s stage timed out live=%u: escalating",
 		  shutdown_name(m->shutdown), slots_live(m));
 	master_shutdown(m, (enum shutdown_level)(m->shutdown + 1));
+}
+
+/* The longest kill_grace of the entrypoints. */
+static uint64_t
+master_max_grace(const struct master *m)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < m->cf->nentrypoints; i++)
+		if (m->cf->entrypoints[i].kill_grace_ms > max)
+			max = m->cf->entrypoints[i].kill_grace_ms;
+	return max;
 }
 
 void
@@ -137,6 +156,7 @@ master_shutdown(struct master *m, enum shutdown_level level)
 	m->shutdown = level;
 	log_info("shutdown: %s live=%u", shutdown_name(level), slots_live(m));
 	wake_stop(m);
+	breaker_stop(m);
 	slots_stop(m, level);
 	switch (level) {
 	case SHUTDOWN_GRACEFUL:
@@ -146,7 +166,8 @@ master_shutdown(struct master *m, enum shutdown_level level)
 		timeout_ms = m->cf->fast_shutdown_timeout_ms;
 		break;
 	case SHUTDOWN_IMMEDIATE:
-		timeout_ms = MASTER_IMMEDIATE_TIMEOUT_MS;
+		/* Handler groups of the killed workers get their kill_grace. */
+		timeout_ms = MASTER_IMMEDIATE_TIMEOUT_MS + master_max_grace(m);
 		break;
 	case SHUTDOWN_NONE:
 		break;
@@ -224,15 +245,12 @@ master_signal(struct master *m, int sig)
 }
 
 /*
- * LISTEN succeeded: what waited for the connection runs now, and after a
- * reconnect every idle worker looks for work, since notifications sent
- * meanwhile are lost. The first time, the master is ready.
+ * LISTEN succeeded: after a reconnect every idle worker looks for work, since
+ * notifications sent meanwhile are lost. The first time, the master is ready.
  */
 static void
 master_on_listening(struct master *m, bool reconnect)
 {
-	recovery_retry(m);
-	payload_sync(m, NULL);
 	if (reconnect)
 		wake_all(m, "reconnect");
 	wake_query_due(m, false);
@@ -241,6 +259,15 @@ master_on_listening(struct master *m, bool reconnect)
 		sdnotify_send("READY=1");
 		master_status(m);
 	}
+}
+
+/* The maintenance connection is (again) up: what waited for it runs now. */
+static void
+master_on_maint_ready(struct master *m)
+{
+	recovery_retry(m);
+	payload_sync(m, NULL);
+	wake_query_due(m, false);
 }
 
 int
@@ -257,8 +284,11 @@ master_run(struct master *m)
 	m->exit_check.data = m;
 	ev_prepare_start(m->loop, &m->exit_check);
 	signals_start(m);
+	orphans_init(m);
 	listener_init(m, master_on_listening);
+	maint_init(m, master_on_maint_ready);
 	wake_init(m);
+	breaker_init(m);
 	slots_init(m);
 	heartbeat_start(m);
 	wake_start(m);
@@ -266,6 +296,7 @@ master_run(struct master *m)
 	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
 		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
 	listener_start(m);
+	maint_start(m);
 	scheduler_start(m);
 	slots_reconcile(m);
 	ev_run(m->loop, 0);
@@ -274,12 +305,15 @@ master_run(struct master *m)
 	heartbeat_stop(m);
 	wake_stop(m);
 	listener_stop(m);
+	maint_stop(m);
 	scheduler_stop(m);
+	orphans_free(m);
 	recovery_free(m);
 	signals_stop(m);
 	ev_timer_stop(m->loop, &m->shutdown_timer);
 	ev_prepare_stop(m->loop, &m->exit_check);
 	slots_free(m);
+	breaker_free(m);
 	ev_loop_destroy(m->loop);
 	m->loop = NULL;
 	return m->exit_code;

@@ -4,10 +4,14 @@
  * others. Everything runs on one libev loop in one thread. The files:
  *   main.c       options, the INI file, privileges, pidfile; then master_run
  *   master.c     the cycle and its reactions: signals, shutdown, LISTEN ready
- *   slot.c       the workers: fork, channel, reap, respawn, crash breaker
- *   listener.c   the LISTEN connection (transport only)
+ *   slot.c       the workers: fork, channel, reap, respawn with backoff
+ *   breaker.c    the crash breaker: holds slots that fail at boot
+ *   dbconn.c     a connection driven from the loop, reconnected with backoff
+ *   listener.c   the LISTEN connection (LISTEN only)
+ *   maint.c      the maintenance connection: every other statement
  *   wake.c       notifications to wakes; the due timer
  *   jobctl.c     module job timeouts, cancellations, recycling
+ *   orphans.c    ends the handler process groups of dead workers
  *   recovery.c heartbeat.c payload.c scheduler.c   statements the master runs
  *   reload.c signals.c sdnotify.c pidfile.c privs.c
  */
@@ -66,6 +70,7 @@ enum slot_kill {
 #define JOBCTL_CANCELED_MAX 256
 
 struct master;
+struct orphan;
 struct scheduler;
 
 struct slot {
@@ -87,15 +92,17 @@ struct slot {
 	ev_io chan_io;
 	ev_timer respawn_timer;
 	/* job control (jobctl.c) */
-	ev_timer job_timer;	 /* the running module job's timeout */
-	int64_t timeout_job_id;	 /* the job job_timer is for */
-	uint64_t job_timeout_ms; /* its timeout, from CHAN_JOB_START */
-	enum slot_kill kill;	 /* set when the master killed it */
-	int64_t kill_job_id;	 /* the job it was killed for */
-	int64_t cancel_job_id;	 /* a cancel waiting for the channel's
-				    messages to be read first; 0 none */
-	bool recycling;		 /* said CHAN_RECYCLE: exits 0 after its
-				    jobs, replaced at once */
+	ev_timer job_timer;	   /* the running module job's timeout */
+	int64_t timeout_job_id;	   /* the job job_timer is for */
+	uint64_t job_timeout_ms;   /* its timeout, from CHAN_JOB_START */
+	enum slot_kill kill;	   /* set when the master killed it */
+	int64_t kill_job_id;	   /* the job it was killed for */
+	int64_t cancel_job_id;	   /* a cancel waiting for the channel's
+				      messages to be read first; 0 none */
+	pid_t handler_pgid;	   /* its running command's process group */
+	uint64_t handler_grace_ms; /* that command's kill_grace */
+	bool recycling;		   /* said CHAN_RECYCLE: exits 0 after its
+				      jobs, replaced at once */
 	struct chan_msg outq[SLOT_OUTQ_MAX];
 	size_t outq_len;
 };
@@ -107,22 +114,66 @@ enum shutdown_level {
 	SHUTDOWN_IMMEDIATE, /* QUIT: SIGKILL, the master returns the jobs */
 };
 
-/* The LISTEN connection is listening (again): reconnect after a loss. */
-typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
+enum breaker_state {
+	BREAKER_CLOSED = 0, /* workers are respawned */
+	BREAKER_OPEN,	    /* boot failures tripped it: their slots are held */
+	BREAKER_HALF_OPEN,  /* one held slot is on trial */
+};
 
-/* The master's one libpq connection: LISTEN plus small statements. */
-struct listener {
+/* The crash breaker (breaker.c). */
+struct breaker {
+	enum breaker_state state;
+	uint64_t *times; /* boot failures: a ring of crash_breaker_count */
+	unsigned cap, head, n;
+	unsigned trial_slot;	   /* HALF_OPEN: the slot on trial */
+	unsigned trial_generation; /* and its process */
+	ev_timer trial_timer;	   /* OPEN: the next trial */
+	ev_timer healthy_timer;	   /* HALF_OPEN: the trial's healthy_uptime */
+};
+
+struct dbconn;
+/* The conninfo to connect with (read at each attempt). */
+typedef const char *(*dbconn_conninfo_fn)(const struct master *m);
+/* Connected, the executor set up: 0, or -1 to close and retry. */
+typedef int (*dbconn_connected_fn)(struct dbconn *c);
+typedef void (*dbconn_notify_fn)(struct dbconn *c, const PGnotify *n);
+
+/* A connection the master drives from its loop (dbconn.c). */
+struct dbconn {
+	struct master *m;
+	const char *name;     /* "listen connection", for the log */
+	const char *app_name; /* fallback_application_name */
+	dbconn_conninfo_fn conninfo;
+	dbconn_connected_fn on_connected;
+	dbconn_notify_fn on_notify; /* NULL: notifications are dropped */
 	PGconn *conn;		    /* NULL while disconnected */
 	struct driver_async *async; /* drives conn once connected */
 	bool connecting;	    /* PQconnectPoll in progress */
-	bool listening;		    /* LISTEN done */
-	bool ever_listened;	    /* a later LISTEN is a reconnect */
+	bool ready;		    /* statements may go (its owner says) */
 	ev_io conn_io;		    /* connect polling */
 	ev_timer conn_timer;	    /* connect timeout / reconnect delay */
 	ev_idle lost_idle; /* tears down outside the driver's callback */
 	struct driver_backoff backoff;
 	PostgresPollingStatusType poll;
+};
+
+/* The LISTEN connection is listening (again): reconnect after a loss. */
+typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
+
+/* The LISTEN connection: LISTEN only. */
+struct listener {
+	struct dbconn c;
+	bool ever_listened;	    /* a later LISTEN is a reconnect */
 	listener_ready_fn on_ready; /* set by master.c */
+};
+
+/* The maintenance connection is (again) ready for statements. */
+typedef void (*maint_ready_fn)(struct master *m);
+
+/* Every other statement of the master (maint.c). */
+struct maint {
+	struct dbconn c;
+	maint_ready_fn on_ready; /* set by master.c */
 };
 
 struct master {
@@ -156,16 +207,18 @@ struct master {
 
 	ev_timer heartbeat_timer;
 	struct listener ls;
+	struct maint maint;
 
 	/* ids canceled while no worker ran them: a ring (jobctl.c) */
 	int64_t canceled[JOBCTL_CANCELED_MAX];
 	unsigned canceled_head;
 	struct scheduler *sched; /* [schedule] and statistics, scheduler.c */
 
-	/* crash breaker: abnormal exit times, ring of crash_breaker_count */
-	uint64_t *crash_times;
-	unsigned crash_cap, crash_head, crash_n;
-	bool breaker_open;
+	struct breaker breaker;
+
+	/* dead workers' command handler groups being ended (orphans.c) */
+	struct orphan *orphans;
+	ev_timer orphans_poll;
 
 	/* owners whose recovery failed for want of a connection */
 	char (*recover_todo)[UUID_STR_LEN];
@@ -210,7 +263,7 @@ void pidfile_remove(void);
 
 /* payload.c: writes the max_payload of cf's entrypoints (and clears those
  * of old's entrypoints that are gone; old may be NULL) into the limits
- * table, on the listening connection; a no-op while it is not ready. */
+ * table, on the maintenance connection; a no-op while it is not ready. */
 void payload_sync(struct master *m, const struct conf *old);
 
 /* privs.c */
@@ -257,6 +310,12 @@ void slots_replace_all(struct master *m);
 /* Reload: forgets recorded crashes and backoffs, closes the breaker,
  * re-enables held and failed slots. */
 void slots_forgive(struct master *m);
+/* The lowest wanted slot the breaker holds; NULL when none. */
+struct slot *slots_first_held(struct master *m);
+/* The breaker closed: starts every wanted slot it held. */
+void slots_release_held(struct master *m);
+/* Forks a worker into s now (a failed fork retries in a second). */
+void slot_start(struct slot *s);
 /* The one writer of s->state; logs the transition (debug). */
 void slot_set_state(struct slot *s, enum slot_state st, const char *why);
 const char *slot_state_name(enum slot_state s);
@@ -289,18 +348,45 @@ void wake_query_due(struct master *m, bool from_idle);
 /* poll_interval may have changed. */
 void wake_reconfigure(struct master *m);
 
+/* dbconn.c: a connection driven from the loop */
+void dbconn_init(struct dbconn *c, struct master *m, const char *name,
+		 const char *app_name, dbconn_conninfo_fn conninfo,
+		 dbconn_connected_fn on_connected, dbconn_notify_fn on_notify);
+void dbconn_start(struct dbconn *c);
+void dbconn_stop(struct dbconn *c);
+/* Closes the connection and connects again after the backoff delay. */
+void dbconn_retry(struct dbconn *c);
+/* Found broken: not ready; closed and retried from the loop (not from
+ * inside the driver's callback). */
+void dbconn_lost(struct dbconn *c);
+/* Queues statement stmt; -1 when it is not ready. */
+int dbconn_query(struct dbconn *c, enum sql_stmt stmt, int nparams,
+		 const char *const *values, driver_async_fn done,
+		 void *arg) PGQ_WUR;
+size_t dbconn_pending(const struct dbconn *c);
+/* In a forked child: closes the socket, never PQfinish. */
+void dbconn_close_in_child(const struct dbconn *c);
+
 /* listener.c: the LISTEN connection (transport only) */
 /* on_ready runs each time LISTEN succeeds. */
 void listener_init(struct master *m, listener_ready_fn on_ready);
 void listener_start(struct master *m);
 void listener_stop(struct master *m);
-/* True when statements can be sent now. */
-bool listener_ready(const struct master *m);
-/* Queues a statement on the master's connection; -1 when not connected. */
-int listener_query(struct master *m, enum sql_stmt stmt, int nparams,
-		   const char *const *values, driver_async_fn done,
-		   void *arg) PGQ_WUR;
+/* The LISTEN statement in flight (0 or 1). */
 size_t listener_pending(const struct master *m);
+
+/* maint.c: the maintenance connection, for every other statement */
+/* on_ready runs each time it connects. */
+void maint_init(struct master *m, maint_ready_fn on_ready);
+void maint_start(struct master *m);
+void maint_stop(struct master *m);
+/* True when statements can be sent now. */
+bool maint_ready(const struct master *m);
+/* Queues a statement; -1 when not connected. */
+int maint_query(struct master *m, enum sql_stmt stmt, int nparams,
+		const char *const *values, driver_async_fn done,
+		void *arg) PGQ_WUR;
+size_t maint_pending(const struct master *m);
 
 /* heartbeat.c */
 void heartbeat_start(struct master *m);
@@ -321,7 +407,7 @@ void recovery_free(struct master *m);
 void scheduler_start(struct master *m);
 /* m->cf changed (reload): new schedules, new stats_interval. */
 void scheduler_reconfigure(struct master *m);
-/* After listener_stop: no statement of the scheduler is in flight. */
+/* After maint_stop: no statement of the scheduler is in flight. */
 void scheduler_stop(struct master *m);
 
 /* jobctl.c: timeouts of module jobs, cancellations, recycling */
@@ -348,6 +434,39 @@ void jobctl_cancel_resume(struct slot *s, bool reaped);
  * respawned at once without backoff or a crash count.
  */
 bool jobctl_exited(struct slot *s, long pid);
+
+/* breaker.c: the crash breaker */
+void breaker_init(struct master *m);
+/* Stops its timers (shutdown). */
+void breaker_stop(struct master *m);
+void breaker_free(struct master *m);
+/* Reload: closes it and forgets the failures (crash_breaker_count may have
+ * changed). */
+void breaker_reset(struct master *m);
+/* True when respawning a slot that failed at boot must wait (open, or
+ * half-open with another slot on trial). */
+bool breaker_holds(const struct master *m);
+/* s's worker exited abnormally; boot_failure: before healthy_uptime (those
+ * alone count). Ends a trial, may trip it. */
+void breaker_exited(struct master *m, const struct slot *s, bool boot_failure);
+const char *breaker_state_name(enum breaker_state st);
+
+/* orphans.c: the command handler groups of dead workers */
+/* Makes the master a child subreaper; the poll timer. */
+void orphans_init(struct master *m);
+/*
+ * s's worker has died with its command's group s->handler_pgid running:
+ * SIGTERM now, SIGKILL after its kill_grace, and once the group is gone the
+ * recovery of s's jobs with cause (NULL: none, it is done already).
+ */
+void orphans_add(struct master *m, const struct slot *s, const char *cause);
+/* Forgets the groups that are gone (after a reap, on a timer). */
+void orphans_check(struct master *m);
+/* The queue_manager_ids whose recovery waits (for heartbeats). */
+size_t orphans_owners(const struct master *m, const char **out, size_t max);
+/* SIGKILL to every group still there (the master is about to exit). */
+void orphans_kill_all(struct master *m);
+void orphans_free(struct master *m);
 
 /* reload.c */
 void reload_run(struct master *m);

@@ -1,9 +1,9 @@
 /*
  * The slot table: forks a worker per wanted slot, reads what each one says on
  * its channel, reaps the dead, recovers their jobs and respawns them with a
- * per-slot exponential backoff, behind a global crash breaker. A worker that
- * exits 78 has a configuration it cannot run and is not respawned. Every
- * change of a slot's state goes through slot_set_state.
+ * per-slot exponential backoff, behind the crash breaker (breaker.c). A
+ * worker that exits 78 has a configuration it cannot run and is not
+ * respawned. Every change of a slot's state goes through slot_set_state.
  */
 #include "config.h"
 
@@ -23,7 +23,6 @@
 #include "master/master_int.h"
 #include "worker/worker.h"
 
-static void slot_spawn(struct slot *s);
 static void slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 const char *
@@ -76,11 +75,11 @@ respawn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (s->state != SLOT_WAITING)
 		return;
-	if (s->m->breaker_open) {
+	if (breaker_holds(s->m)) {
 		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		return;
 	}
-	slot_spawn(s);
+	slot_start(s);
 }
 
 void
@@ -108,9 +107,6 @@ slots_ensure(struct master *m, unsigned n)
 void
 slots_init(struct master *m)
 {
-	m->crash_cap = m->cf->crash_breaker_count;
-	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
-				 sizeof(*m->crash_times));
 	slots_ensure(m, m->nworkers);
 }
 
@@ -130,8 +126,6 @@ slots_free(struct master *m)
 	free(m->slots);
 	m->slots = NULL;
 	m->nslots = 0;
-	free(m->crash_times);
-	m->crash_times = NULL;
 }
 
 /*
@@ -174,12 +168,9 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	int status;
 
 	close(master_fd);
-	/*
-	 * The master's session must survive this process: close its socket,
-	 * never PQfinish (that would send a Terminate on the shared socket).
-	 */
-	if (m->ls.conn != NULL && PQsocket(m->ls.conn) >= 0)
-		close(PQsocket(m->ls.conn));
+	/* The master's sessions must survive this process. */
+	dbconn_close_in_child(&m->ls.c);
+	dbconn_close_in_child(&m->maint.c);
 	/*
 	 * libev keeps one process-wide table of which loop owns a signal: take
 	 * the master's watchers out of it, or the worker's own loop may not
@@ -194,8 +185,8 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	_exit(status & 0xff);
 }
 
-static void
-slot_spawn(struct slot *s)
+void
+slot_start(struct slot *s)
 {
 	struct master *m = s->m;
 	sigset_t all, old;
@@ -230,6 +221,7 @@ slot_spawn(struct slot *s)
 	s->backend_pid = 0;
 	s->job_id = 0;
 	s->job_entrypoint[0] = '\0';
+	s->handler_pgid = 0;
 	s->started_ms = clock_mono_ms();
 	s->stop_sent = false;
 	s->replace = false;
@@ -369,6 +361,12 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 		if (!exiting)
 			wake_more(m);
 		break;
+	case CHAN_HANDLER_GROUP:
+		s->handler_pgid = (pid_t)msg->a;
+		s->handler_grace_ms = msg->b > 0 ? (uint64_t)msg->b : 0;
+		log_debug("worker %u: handler process group=%lld", s->index,
+			  (long long)msg->a);
+		break;
 	case CHAN_IDLE:
 		s->job_id = 0;
 		s->job_entrypoint[0] = '\0';
@@ -465,36 +463,10 @@ slot_describe_exit(int st, char *buf, size_t len)
 		snprintf(buf, len, "wait status %d", st);
 }
 
-/* Records an abnormal exit; true when the breaker trips now. */
-static bool
-breaker_record(struct master *m)
-{
-	uint64_t now = clock_mono_ms();
-	uint64_t oldest;
-
-	if (m->crash_cap == 0)
-		return false;
-	m->crash_times[m->crash_head] = now;
-	m->crash_head = (m->crash_head + 1) % m->crash_cap;
-	if (m->crash_n < m->crash_cap)
-		m->crash_n++;
-	if (m->crash_n < m->crash_cap || m->breaker_open)
-		return false;
-	/* The ring is full: its oldest entry is where the head points. */
-	oldest = m->crash_times[m->crash_head];
-	return now - oldest <= m->cf->crash_breaker_window_ms;
-}
-
 void
 slots_forgive(struct master *m)
 {
-	free(m->crash_times);
-	m->crash_cap = m->cf->crash_breaker_count;
-	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
-				 sizeof(*m->crash_times));
-	m->crash_head = 0;
-	m->crash_n = 0;
-	m->breaker_open = false;
+	breaker_reset(m);
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
 
@@ -502,6 +474,25 @@ slots_forgive(struct master *m)
 		if (s->state == SLOT_CONFIG_FAILED || s->state == SLOT_HELD)
 			slot_set_state(s, SLOT_EMPTY, "reload");
 	}
+}
+
+struct slot *
+slots_first_held(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots && i < m->nworkers; i++)
+		if (m->slots[i]->state == SLOT_HELD)
+			return m->slots[i];
+	return NULL;
+}
+
+void
+slots_release_held(struct master *m)
+{
+	struct slot *s;
+
+	while (m->shutdown == SHUTDOWN_NONE &&
+	       (s = slots_first_held(m)) != NULL)
+		slot_start(s);
 }
 
 /* Master exits 78 when every worker of a fresh start exited 78. */
@@ -541,7 +532,7 @@ slot_schedule_respawn(struct slot *s, uint64_t uptime_ms)
 	if (s->backoff_ms > m->cf->respawn_backoff_max_ms)
 		s->backoff_ms = m->cf->respawn_backoff_max_ms;
 	if (delay == 0) {
-		slot_spawn(s);
+		slot_start(s);
 		return;
 	}
 	log_info("worker %u: respawn in %llums", s->index,
@@ -597,6 +588,7 @@ slot_exited(struct slot *s, int st)
 	struct master *m = s->m;
 	char cause[128];
 	uint64_t uptime = clock_mono_ms() - s->started_ms;
+	bool boot = uptime < s->m->cf->healthy_uptime_ms;
 	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	bool expected = s->stop_sent;
 	bool replace = s->replace;
@@ -631,8 +623,18 @@ slot_exited(struct slot *s, int st)
 	else
 		log_warnx("worker %u: died: %s pid=%ld uptime=%llums", s->index,
 			  cause, pid, (unsigned long long)uptime);
-	if (!by_master && s->queue_manager_id[0] != '\0')
+	/*
+	 * Its command may still run: the job is recovered once that process
+	 * group is gone, so the retry never runs beside it.
+	 */
+	if (s->handler_pgid != 0)
+		orphans_add(m, s,
+			    !by_master && s->queue_manager_id[0] != '\0'
+				    ? cause
+				    : NULL);
+	else if (!by_master && s->queue_manager_id[0] != '\0')
 		recovery_run(m, s->queue_manager_id, cause, s->index, pid);
+	s->handler_pgid = 0;
 	s->pid = 0;
 	s->queue_manager_id[0] = '\0';
 	s->backend_pid = 0;
@@ -654,25 +656,23 @@ slot_exited(struct slot *s, int st)
 			  "error): not respawned",
 			  s->index);
 		slot_set_state(s, SLOT_CONFIG_FAILED, "exit status 78");
+		breaker_exited(m, s, boot);
 		slots_check_all_config_failed(m);
 		goto out;
 	}
 	if ((expected && clean) || recycled || by_master) {
 		/* A replacement (reload), a slot wanted again, a recycled
 		 * worker or one we killed: start now. */
-		slot_spawn(s);
+		slot_start(s);
 		goto out;
 	}
-	if (!clean && breaker_record(m)) {
-		m->breaker_open = true;
-		log_error("crash breaker tripped: %u abnormal worker exits "
-			  "within %llums: respawning stopped until SIGHUP",
-			  m->crash_cap,
-			  (unsigned long long)m->cf->crash_breaker_window_ms);
-		sdnotify_send("STATUS=crash breaker tripped: respawning "
-			      "stopped");
-	}
-	if (m->breaker_open) {
+	/*
+	 * Only a worker that died before healthy_uptime counts towards the
+	 * breaker, and only its slot waits while the breaker is open: a
+	 * healthy worker's slot is respawned with its own backoff.
+	 */
+	breaker_exited(m, s, !clean && boot);
+	if (boot && breaker_holds(m)) {
 		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		goto out;
 	}
@@ -680,8 +680,7 @@ slot_exited(struct slot *s, int st)
 out:
 	if (replace || m->rolling)
 		slots_replace_next(m);
-	/* Its jobs are back in the queue or on their way: someone takes them.
-	 */
+	/* Its jobs are back in the queue or on their way. */
 	master_status(m);
 }
 
@@ -708,6 +707,9 @@ slots_reap(struct master *m)
 	}
 	if (pid == -1 && errno != ECHILD)
 		log_warn("waitpid failed");
+	/* Reaped orphans may have been the last of a handler's group. */
+	if (m->orphans != NULL)
+		orphans_check(m);
 }
 
 void
@@ -721,7 +723,7 @@ slots_reconcile(struct master *m)
 
 		if (i < m->nworkers) {
 			if (s->state == SLOT_EMPTY)
-				slot_spawn(s);
+				slot_start(s);
 			continue;
 		}
 		switch (s->state) {
