@@ -73,8 +73,9 @@ const char *
 chan_type_name(uint32_t type)
 {
 	static const char *const names[] = {
-		"none",	     "wake",	"shutdown",  "fast", "cancel", "hello",
-		"job_start", "job_end", "wake_more", "idle", "recycle"};
+		"none",	     "wake",  "shutdown",  "fast",
+		"cancel",    "hello", "job_start", "job_end",
+		"wake_more", "idle",  "recycle",   "handler_group"};
 	_Static_assert(PGQ_NELEM(names) == CHAN_TYPE_MAX, "a name per type");
 
 	return type < CHAN_TYPE_MAX ? names[type] : "invalid";

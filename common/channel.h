@@ -30,6 +30,10 @@ enum chan_type {
 	CHAN_RECYCLE,	/* exiting 0 after its jobs (max_jobs_per_worker,
 			   max_worker_rss): replace at once; a = jobs run,
 			   b = resident set KiB */
+	CHAN_HANDLER_GROUP, /* a = process group of the running command
+			       handler, 0 once it has ended; b = its
+			       kill_grace in ms: the master ends the group if
+			       the worker dies first */
 	CHAN_TYPE_MAX
 };
 

@@ -43,6 +43,8 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		    (s->state == SLOT_BUSY || s->state == SLOT_STOPPING))
 			owners[n++] = s->queue_manager_id;
 	}
+	/* A dead worker's job stays its own until its handler is gone. */
+	n += orphans_owners(m, owners + n, PGQ_NELEM(owners) - n);
 	if (n == 0)
 		return;
 	array = text_array_literal(owners, n);

@@ -92,7 +92,7 @@ master_exit_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	if (m->shutdown == SHUTDOWN_NONE)
 		return;
-	if (slots_live(m) > 0 || listener_pending(m) > 0)
+	if (slots_live(m) > 0 || listener_pending(m) > 0 || m->orphans != NULL)
 		return;
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -112,12 +112,25 @@ master_shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		log_warnx("shutdown: giving up on pending statements "
 			  "pending=%zu live=%u",
 			  listener_pending(m), slots_live(m));
+		orphans_kill_all(m);
 		ev_break(loop, EVBREAK_ALL);
 		return;
 	}
 	log_warnx("shutdown: %s stage timed out live=%u: escalating",
 		  shutdown_name(m->shutdown), slots_live(m));
 	master_shutdown(m, (enum shutdown_level)(m->shutdown + 1));
+}
+
+/* The longest kill_grace of the entrypoints. */
+static uint64_t
+master_max_grace(const struct master *m)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < m->cf->nentrypoints; i++)
+		if (m->cf->entrypoints[i].kill_grace_ms > max)
+			max = m->cf->entrypoints[i].kill_grace_ms;
+	return max;
 }
 
 void
@@ -146,7 +159,8 @@ master_shutdown(struct master *m, enum shutdown_level level)
 		timeout_ms = m->cf->fast_shutdown_timeout_ms;
 		break;
 	case SHUTDOWN_IMMEDIATE:
-		timeout_ms = MASTER_IMMEDIATE_TIMEOUT_MS;
+		/* Handler groups of the killed workers get their kill_grace. */
+		timeout_ms = MASTER_IMMEDIATE_TIMEOUT_MS + master_max_grace(m);
 		break;
 	case SHUTDOWN_NONE:
 		break;
@@ -257,6 +271,7 @@ master_run(struct master *m)
 	m->exit_check.data = m;
 	ev_prepare_start(m->loop, &m->exit_check);
 	signals_start(m);
+	orphans_init(m);
 	listener_init(m, master_on_listening);
 	wake_init(m);
 	slots_init(m);
@@ -275,6 +290,7 @@ master_run(struct master *m)
 	wake_stop(m);
 	listener_stop(m);
 	scheduler_stop(m);
+	orphans_free(m);
 	recovery_free(m);
 	signals_stop(m);
 	ev_timer_stop(m->loop, &m->shutdown_timer);

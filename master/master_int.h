@@ -8,6 +8,7 @@
  *   listener.c   the LISTEN connection (transport only)
  *   wake.c       notifications to wakes; the due timer
  *   jobctl.c     module job timeouts, cancellations, recycling
+ *   orphans.c    ends the handler process groups of dead workers
  *   recovery.c heartbeat.c payload.c scheduler.c   statements the master runs
  *   reload.c signals.c sdnotify.c pidfile.c privs.c
  */
@@ -66,6 +67,7 @@ enum slot_kill {
 #define JOBCTL_CANCELED_MAX 256
 
 struct master;
+struct orphan;
 struct scheduler;
 
 struct slot {
@@ -87,15 +89,17 @@ struct slot {
 	ev_io chan_io;
 	ev_timer respawn_timer;
 	/* job control (jobctl.c) */
-	ev_timer job_timer;	 /* the running module job's timeout */
-	int64_t timeout_job_id;	 /* the job job_timer is for */
-	uint64_t job_timeout_ms; /* its timeout, from CHAN_JOB_START */
-	enum slot_kill kill;	 /* set when the master killed it */
-	int64_t kill_job_id;	 /* the job it was killed for */
-	int64_t cancel_job_id;	 /* a cancel waiting for the channel's
-				    messages to be read first; 0 none */
-	bool recycling;		 /* said CHAN_RECYCLE: exits 0 after its
-				    jobs, replaced at once */
+	ev_timer job_timer;	   /* the running module job's timeout */
+	int64_t timeout_job_id;	   /* the job job_timer is for */
+	uint64_t job_timeout_ms;   /* its timeout, from CHAN_JOB_START */
+	enum slot_kill kill;	   /* set when the master killed it */
+	int64_t kill_job_id;	   /* the job it was killed for */
+	int64_t cancel_job_id;	   /* a cancel waiting for the channel's
+				      messages to be read first; 0 none */
+	pid_t handler_pgid;	   /* its running command's process group */
+	uint64_t handler_grace_ms; /* that command's kill_grace */
+	bool recycling;		   /* said CHAN_RECYCLE: exits 0 after its
+				      jobs, replaced at once */
 	struct chan_msg outq[SLOT_OUTQ_MAX];
 	size_t outq_len;
 };
@@ -166,6 +170,10 @@ struct master {
 	uint64_t *crash_times;
 	unsigned crash_cap, crash_head, crash_n;
 	bool breaker_open;
+
+	/* dead workers' command handler groups being ended (orphans.c) */
+	struct orphan *orphans;
+	ev_timer orphans_poll;
 
 	/* owners whose recovery failed for want of a connection */
 	char (*recover_todo)[UUID_STR_LEN];
@@ -348,6 +356,23 @@ void jobctl_cancel_resume(struct slot *s, bool reaped);
  * respawned at once without backoff or a crash count.
  */
 bool jobctl_exited(struct slot *s, long pid);
+
+/* orphans.c: the command handler groups of dead workers */
+/* Makes the master a child subreaper; the poll timer. */
+void orphans_init(struct master *m);
+/*
+ * s's worker has died with its command's group s->handler_pgid running:
+ * SIGTERM now, SIGKILL after its kill_grace, and once the group is gone the
+ * recovery of s's jobs with cause (NULL: none, it is done already).
+ */
+void orphans_add(struct master *m, const struct slot *s, const char *cause);
+/* Forgets the groups that are gone (after a reap, on a timer). */
+void orphans_check(struct master *m);
+/* The queue_manager_ids whose recovery waits (for heartbeats). */
+size_t orphans_owners(const struct master *m, const char **out, size_t max);
+/* SIGKILL to every group still there (the master is about to exit). */
+void orphans_kill_all(struct master *m);
+void orphans_free(struct master *m);
 
 /* reload.c */
 void reload_run(struct master *m);

@@ -230,6 +230,7 @@ slot_spawn(struct slot *s)
 	s->backend_pid = 0;
 	s->job_id = 0;
 	s->job_entrypoint[0] = '\0';
+	s->handler_pgid = 0;
 	s->started_ms = clock_mono_ms();
 	s->stop_sent = false;
 	s->replace = false;
@@ -368,6 +369,12 @@ slot_handle(struct slot *s, const struct chan_msg *msg, bool exiting)
 	case CHAN_WAKE_MORE:
 		if (!exiting)
 			wake_more(m);
+		break;
+	case CHAN_HANDLER_GROUP:
+		s->handler_pgid = (pid_t)msg->a;
+		s->handler_grace_ms = msg->b > 0 ? (uint64_t)msg->b : 0;
+		log_debug("worker %u: handler process group=%lld", s->index,
+			  (long long)msg->a);
 		break;
 	case CHAN_IDLE:
 		s->job_id = 0;
@@ -631,8 +638,18 @@ slot_exited(struct slot *s, int st)
 	else
 		log_warnx("worker %u: died: %s pid=%ld uptime=%llums", s->index,
 			  cause, pid, (unsigned long long)uptime);
-	if (!by_master && s->queue_manager_id[0] != '\0')
+	/*
+	 * Its command may still run: the job is recovered once that process
+	 * group is gone, so the retry never runs beside it.
+	 */
+	if (s->handler_pgid != 0)
+		orphans_add(m, s,
+			    !by_master && s->queue_manager_id[0] != '\0'
+				    ? cause
+				    : NULL);
+	else if (!by_master && s->queue_manager_id[0] != '\0')
 		recovery_run(m, s->queue_manager_id, cause, s->index, pid);
+	s->handler_pgid = 0;
 	s->pid = 0;
 	s->queue_manager_id[0] = '\0';
 	s->backend_pid = 0;
@@ -708,6 +725,9 @@ slots_reap(struct master *m)
 	}
 	if (pid == -1 && errno != ECHILD)
 		log_warn("waitpid failed");
+	/* Reaped orphans may have been the last of a handler's group. */
+	if (m->orphans != NULL)
+		orphans_check(m);
 }
 
 void

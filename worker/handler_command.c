@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +39,8 @@ struct handler_command {
 	char **argv;	  /* NULL-terminated copy */
 	uint64_t kill_grace_ms;
 	struct command_identity id;
+	handler_group_fn on_group; /* may be NULL */
+	void *on_group_arg;
 
 	/* the running job */
 	struct ev_loop *loop;
@@ -164,10 +167,11 @@ group_alive(pid_t pgid)
 	return alive;
 }
 
-/* Runs in the child: never returns. */
+/* Runs in the child of worker `parent`: never returns. */
 static void PGQ_NORETURN
-command_child(const struct command_identity *id, int in_r, int out_w, int err_w,
-	      const char *path, char *const argv[], char *const envp[])
+command_child(const struct command_identity *id, pid_t parent, int in_r,
+	      int out_w, int err_w, const char *path, char *const argv[],
+	      char *const envp[])
 {
 	int fds[3] = {in_r, out_w, err_w};
 	char msg[512];
@@ -192,6 +196,14 @@ command_child(const struct command_identity *id, int in_r, int out_w, int err_w,
 	}
 	/* Its errors go to the job's stderr, which is the pipe by now. */
 	isolate_apply(id);
+	/*
+	 * A second line behind the master, which ends the group of a dead
+	 * worker's command: the worker's death ends this process too. Set
+	 * after the switch of user, which clears it; a worker already gone
+	 * cannot send it any more.
+	 */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == 0 && getppid() != parent)
+		_exit(126);
 	execve(path, argv, envp);
 	e = errno;
 	n = snprintf(msg, sizeof(msg), "pgq: cannot execute %s: %s\n", path,
@@ -336,6 +348,9 @@ command_finish(struct handler_command *c)
 
 	command_stop_watchers(c);
 	c->running = false;
+	/* The group is gone, or SIGKILL is on its way to what is left. */
+	if (c->on_group != NULL)
+		c->on_group(c->on_group_arg, 0, 0);
 	memset(&r, 0, sizeof(r));
 	if (c->aborted) {
 		r.outcome = PGQ_OUTCOME_FAIL;
@@ -620,7 +635,7 @@ command_start(struct handler *h, struct ev_loop *loop,
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
 	char **env = NULL, *path = NULL, why[600];
 	sigset_t all, old_mask;
-	pid_t pid;
+	pid_t pid, self = getpid();
 
 	path = command_resolve(c->argv[0]);
 	if (path == NULL) {
@@ -648,8 +663,8 @@ command_start(struct handler *h, struct ev_loop *loop,
 	pthread_sigmask(SIG_SETMASK, &all, &old_mask);
 	pid = fork();
 	if (pid == 0)
-		command_child(&c->id, in[0], out[1], err[1], path, c->argv,
-			      env);
+		command_child(&c->id, self, in[0], out[1], err[1], path,
+			      c->argv, env);
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
 	if (pid == -1) {
 		int e = errno;
@@ -661,6 +676,8 @@ command_start(struct handler *h, struct ev_loop *loop,
 	}
 	/* Also here: a signal to the group must not race the child's own. */
 	(void)setpgid(pid, pid);
+	if (c->on_group != NULL)
+		c->on_group(c->on_group_arg, pid, c->kill_grace_ms);
 
 	c->loop = loop;
 	c->job = job;
@@ -755,6 +772,8 @@ command_free(struct handler *h)
 		if (!c->reaped)
 			(void)waitpid(c->pid, NULL, 0);
 		command_stop_watchers(c);
+		if (c->on_group != NULL)
+			c->on_group(c->on_group_arg, 0, 0);
 	}
 	strv_free(c->argv);
 	isolate_clear(&c->id);
@@ -790,6 +809,15 @@ handler_command_new(const char *const *argv, uint64_t timeout_ms,
 	tail_init(&c->out, HANDLER_STDOUT_KEEP);
 	tail_init(&c->err, HANDLER_STDERR_KEEP);
 	return &c->h;
+}
+
+void
+handler_command_on_group(struct handler *h, handler_group_fn fn, void *arg)
+{
+	struct handler_command *c = (struct handler_command *)h;
+
+	c->on_group = fn;
+	c->on_group_arg = arg;
 }
 
 int

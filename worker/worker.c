@@ -330,6 +330,14 @@ hook_job_end(void *arg, const struct pgq_job *job, enum pgq_outcome outcome)
 		worker_recycle(w, "max_worker_rss exceeded", rss_kib);
 }
 
+/* A command's process group: the master ends it if we die first. */
+static void
+worker_handler_group(void *arg, pid_t pgid, uint64_t kill_grace_ms)
+{
+	worker_send(arg, CHAN_HANDLER_GROUP, (int64_t)pgid,
+		    (int64_t)kill_grace_ms, NULL);
+}
+
 static void
 hook_found_work(void *arg)
 {
@@ -413,6 +421,7 @@ worker_handlers(struct worker *w)
 			h = handler_command_new((const char *const *)ep->argv,
 						ep->timeout_ms,
 						ep->kill_grace_ms);
+			handler_command_on_group(h, worker_handler_group, w);
 			if (handler_command_isolate(h, &iso, errbuf,
 						    sizeof(errbuf)) == -1) {
 				log_error("%s:%u: entrypoint %s: %s", cf->path,

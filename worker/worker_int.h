@@ -102,6 +102,16 @@ struct handler *handler_command_new(const char *const *argv,
 				    uint64_t timeout_ms,
 				    uint64_t kill_grace_ms);
 
+/*
+ * Told of a command's process group: pgid right after the fork (with the
+ * group's kill_grace_ms), 0 once the group has ended (before the job's
+ * outcome is reported). The daemon's worker passes it on to its master,
+ * which ends the group if the worker dies while it runs.
+ */
+typedef void (*handler_group_fn)(void *arg, pid_t pgid, uint64_t kill_grace_ms);
+void handler_command_on_group(struct handler *h, handler_group_fn fn,
+			      void *arg);
+
 /* What a command's process gets besides its job (pgq.ini(5)). */
 struct command_isolation {
 	uint64_t rlimit_as;	/* bytes; 0 = inherited */

@@ -83,3 +83,13 @@ tests_daemon_test_harden_SOURCES = tests/daemon/test_harden.c \
 tests_daemon_test_harden_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_harden_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_harden_DEPENDENCIES = $(DAEMON_DEPS)
+
+# No orphaned handlers: a dead worker's command handler group is ended by the
+# master before the job's retry
+check_PROGRAMS += tests/daemon/test_orphans
+TESTS += tests/daemon/test_orphans
+tests_daemon_test_orphans_SOURCES = tests/daemon/test_orphans.c \
+	tests/daemon/suite.h
+tests_daemon_test_orphans_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_orphans_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_orphans_DEPENDENCIES = $(DAEMON_DEPS)
