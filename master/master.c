@@ -65,19 +65,23 @@ master_clear(struct master *m)
 void
 master_status(struct master *m)
 {
+	enum breaker_state bs = m->breaker.state;
 	unsigned live = 0, busy = 0;
 
 	for (unsigned i = 0; i < m->nslots; i++) {
 		live += m->slots[i]->pid != 0;
 		busy += m->slots[i]->state == SLOT_BUSY;
 	}
-	title_set("master");
+	if (bs == BREAKER_CLOSED)
+		title_set("master");
+	else
+		title_set("master breaker=%s", breaker_state_name(bs));
 	if (m->ready_sent)
-		sdnotify_send("STATUS=workers=%u live=%u busy=%u pending=%u%s",
+		sdnotify_send("STATUS=workers=%u live=%u busy=%u pending=%u "
+			      "breaker=%s%s",
 			      m->nworkers, live, busy, m->pending_wakes,
-			      m->shutdown != SHUTDOWN_NONE ? " stopping"
-			      : m->breaker_open		   ? " breaker-open"
-							   : "");
+			      breaker_state_name(bs),
+			      m->shutdown != SHUTDOWN_NONE ? " stopping" : "");
 }
 
 /*
@@ -150,6 +154,7 @@ master_shutdown(struct master *m, enum shutdown_level level)
 	m->shutdown = level;
 	log_info("shutdown: %s live=%u", shutdown_name(level), slots_live(m));
 	wake_stop(m);
+	breaker_stop(m);
 	slots_stop(m, level);
 	switch (level) {
 	case SHUTDOWN_GRACEFUL:
@@ -274,6 +279,7 @@ master_run(struct master *m)
 	orphans_init(m);
 	listener_init(m, master_on_listening);
 	wake_init(m);
+	breaker_init(m);
 	slots_init(m);
 	heartbeat_start(m);
 	wake_start(m);
@@ -296,6 +302,7 @@ master_run(struct master *m)
 	ev_timer_stop(m->loop, &m->shutdown_timer);
 	ev_prepare_stop(m->loop, &m->exit_check);
 	slots_free(m);
+	breaker_free(m);
 	ev_loop_destroy(m->loop);
 	m->loop = NULL;
 	return m->exit_code;

@@ -4,7 +4,8 @@
  * others. Everything runs on one libev loop in one thread. The files:
  *   main.c       options, the INI file, privileges, pidfile; then master_run
  *   master.c     the cycle and its reactions: signals, shutdown, LISTEN ready
- *   slot.c       the workers: fork, channel, reap, respawn, crash breaker
+ *   slot.c       the workers: fork, channel, reap, respawn with backoff
+ *   breaker.c    the crash breaker: holds slots that fail at boot
  *   listener.c   the LISTEN connection (transport only)
  *   wake.c       notifications to wakes; the due timer
  *   jobctl.c     module job timeouts, cancellations, recycling
@@ -111,6 +112,23 @@ enum shutdown_level {
 	SHUTDOWN_IMMEDIATE, /* QUIT: SIGKILL, the master returns the jobs */
 };
 
+enum breaker_state {
+	BREAKER_CLOSED = 0, /* workers are respawned */
+	BREAKER_OPEN,	    /* boot failures tripped it: their slots are held */
+	BREAKER_HALF_OPEN,  /* one held slot is on trial */
+};
+
+/* The crash breaker (breaker.c). */
+struct breaker {
+	enum breaker_state state;
+	uint64_t *times; /* boot failures: a ring of crash_breaker_count */
+	unsigned cap, head, n;
+	unsigned trial_slot;	   /* HALF_OPEN: the slot on trial */
+	unsigned trial_generation; /* and its process */
+	ev_timer trial_timer;	   /* OPEN: the next trial */
+	ev_timer healthy_timer;	   /* HALF_OPEN: the trial's healthy_uptime */
+};
+
 /* The LISTEN connection is listening (again): reconnect after a loss. */
 typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
 
@@ -166,10 +184,7 @@ struct master {
 	unsigned canceled_head;
 	struct scheduler *sched; /* [schedule] and statistics, scheduler.c */
 
-	/* crash breaker: abnormal exit times, ring of crash_breaker_count */
-	uint64_t *crash_times;
-	unsigned crash_cap, crash_head, crash_n;
-	bool breaker_open;
+	struct breaker breaker;
 
 	/* dead workers' command handler groups being ended (orphans.c) */
 	struct orphan *orphans;
@@ -265,6 +280,12 @@ void slots_replace_all(struct master *m);
 /* Reload: forgets recorded crashes and backoffs, closes the breaker,
  * re-enables held and failed slots. */
 void slots_forgive(struct master *m);
+/* The lowest wanted slot the breaker holds; NULL when none. */
+struct slot *slots_first_held(struct master *m);
+/* The breaker closed: starts every wanted slot it held. */
+void slots_release_held(struct master *m);
+/* Forks a worker into s now (a failed fork retries in a second). */
+void slot_start(struct slot *s);
 /* The one writer of s->state; logs the transition (debug). */
 void slot_set_state(struct slot *s, enum slot_state st, const char *why);
 const char *slot_state_name(enum slot_state s);
@@ -356,6 +377,22 @@ void jobctl_cancel_resume(struct slot *s, bool reaped);
  * respawned at once without backoff or a crash count.
  */
 bool jobctl_exited(struct slot *s, long pid);
+
+/* breaker.c: the crash breaker */
+void breaker_init(struct master *m);
+/* Stops its timers (shutdown). */
+void breaker_stop(struct master *m);
+void breaker_free(struct master *m);
+/* Reload: closes it and forgets the failures (crash_breaker_count may have
+ * changed). */
+void breaker_reset(struct master *m);
+/* True when respawning a slot that failed at boot must wait (open, or
+ * half-open with another slot on trial). */
+bool breaker_holds(const struct master *m);
+/* s's worker exited abnormally; boot_failure: before healthy_uptime (those
+ * alone count). Ends a trial, may trip it. */
+void breaker_exited(struct master *m, const struct slot *s, bool boot_failure);
+const char *breaker_state_name(enum breaker_state st);
 
 /* orphans.c: the command handler groups of dead workers */
 /* Makes the master a child subreaper; the poll timer. */

@@ -1,9 +1,9 @@
 /*
  * The slot table: forks a worker per wanted slot, reads what each one says on
  * its channel, reaps the dead, recovers their jobs and respawns them with a
- * per-slot exponential backoff, behind a global crash breaker. A worker that
- * exits 78 has a configuration it cannot run and is not respawned. Every
- * change of a slot's state goes through slot_set_state.
+ * per-slot exponential backoff, behind the crash breaker (breaker.c). A
+ * worker that exits 78 has a configuration it cannot run and is not
+ * respawned. Every change of a slot's state goes through slot_set_state.
  */
 #include "config.h"
 
@@ -23,7 +23,6 @@
 #include "master/master_int.h"
 #include "worker/worker.h"
 
-static void slot_spawn(struct slot *s);
 static void slot_chan_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 const char *
@@ -76,11 +75,11 @@ respawn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	if (s->state != SLOT_WAITING)
 		return;
-	if (s->m->breaker_open) {
+	if (breaker_holds(s->m)) {
 		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		return;
 	}
-	slot_spawn(s);
+	slot_start(s);
 }
 
 void
@@ -108,9 +107,6 @@ slots_ensure(struct master *m, unsigned n)
 void
 slots_init(struct master *m)
 {
-	m->crash_cap = m->cf->crash_breaker_count;
-	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
-				 sizeof(*m->crash_times));
 	slots_ensure(m, m->nworkers);
 }
 
@@ -130,8 +126,6 @@ slots_free(struct master *m)
 	free(m->slots);
 	m->slots = NULL;
 	m->nslots = 0;
-	free(m->crash_times);
-	m->crash_times = NULL;
 }
 
 /*
@@ -194,8 +188,8 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	_exit(status & 0xff);
 }
 
-static void
-slot_spawn(struct slot *s)
+void
+slot_start(struct slot *s)
 {
 	struct master *m = s->m;
 	sigset_t all, old;
@@ -472,36 +466,10 @@ slot_describe_exit(int st, char *buf, size_t len)
 		snprintf(buf, len, "wait status %d", st);
 }
 
-/* Records an abnormal exit; true when the breaker trips now. */
-static bool
-breaker_record(struct master *m)
-{
-	uint64_t now = clock_mono_ms();
-	uint64_t oldest;
-
-	if (m->crash_cap == 0)
-		return false;
-	m->crash_times[m->crash_head] = now;
-	m->crash_head = (m->crash_head + 1) % m->crash_cap;
-	if (m->crash_n < m->crash_cap)
-		m->crash_n++;
-	if (m->crash_n < m->crash_cap || m->breaker_open)
-		return false;
-	/* The ring is full: its oldest entry is where the head points. */
-	oldest = m->crash_times[m->crash_head];
-	return now - oldest <= m->cf->crash_breaker_window_ms;
-}
-
 void
 slots_forgive(struct master *m)
 {
-	free(m->crash_times);
-	m->crash_cap = m->cf->crash_breaker_count;
-	m->crash_times = xcalloc(m->crash_cap > 0 ? m->crash_cap : 1,
-				 sizeof(*m->crash_times));
-	m->crash_head = 0;
-	m->crash_n = 0;
-	m->breaker_open = false;
+	breaker_reset(m);
 	for (unsigned i = 0; i < m->nslots; i++) {
 		struct slot *s = m->slots[i];
 
@@ -509,6 +477,25 @@ slots_forgive(struct master *m)
 		if (s->state == SLOT_CONFIG_FAILED || s->state == SLOT_HELD)
 			slot_set_state(s, SLOT_EMPTY, "reload");
 	}
+}
+
+struct slot *
+slots_first_held(struct master *m)
+{
+	for (unsigned i = 0; i < m->nslots && i < m->nworkers; i++)
+		if (m->slots[i]->state == SLOT_HELD)
+			return m->slots[i];
+	return NULL;
+}
+
+void
+slots_release_held(struct master *m)
+{
+	struct slot *s;
+
+	while (m->shutdown == SHUTDOWN_NONE &&
+	       (s = slots_first_held(m)) != NULL)
+		slot_start(s);
 }
 
 /* Master exits 78 when every worker of a fresh start exited 78. */
@@ -548,7 +535,7 @@ slot_schedule_respawn(struct slot *s, uint64_t uptime_ms)
 	if (s->backoff_ms > m->cf->respawn_backoff_max_ms)
 		s->backoff_ms = m->cf->respawn_backoff_max_ms;
 	if (delay == 0) {
-		slot_spawn(s);
+		slot_start(s);
 		return;
 	}
 	log_info("worker %u: respawn in %llums", s->index,
@@ -604,6 +591,7 @@ slot_exited(struct slot *s, int st)
 	struct master *m = s->m;
 	char cause[128];
 	uint64_t uptime = clock_mono_ms() - s->started_ms;
+	bool boot = uptime < s->m->cf->healthy_uptime_ms;
 	bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
 	bool expected = s->stop_sent;
 	bool replace = s->replace;
@@ -671,25 +659,23 @@ slot_exited(struct slot *s, int st)
 			  "error): not respawned",
 			  s->index);
 		slot_set_state(s, SLOT_CONFIG_FAILED, "exit status 78");
+		breaker_exited(m, s, boot);
 		slots_check_all_config_failed(m);
 		goto out;
 	}
 	if ((expected && clean) || recycled || by_master) {
 		/* A replacement (reload), a slot wanted again, a recycled
 		 * worker or one we killed: start now. */
-		slot_spawn(s);
+		slot_start(s);
 		goto out;
 	}
-	if (!clean && breaker_record(m)) {
-		m->breaker_open = true;
-		log_error("crash breaker tripped: %u abnormal worker exits "
-			  "within %llums: respawning stopped until SIGHUP",
-			  m->crash_cap,
-			  (unsigned long long)m->cf->crash_breaker_window_ms);
-		sdnotify_send("STATUS=crash breaker tripped: respawning "
-			      "stopped");
-	}
-	if (m->breaker_open) {
+	/*
+	 * Only a worker that died before healthy_uptime counts towards the
+	 * breaker, and only its slot waits while the breaker is open: a
+	 * healthy worker's slot is respawned with its own backoff.
+	 */
+	breaker_exited(m, s, !clean && boot);
+	if (boot && breaker_holds(m)) {
 		slot_set_state(s, SLOT_HELD, "crash breaker open");
 		goto out;
 	}
@@ -697,8 +683,7 @@ slot_exited(struct slot *s, int st)
 out:
 	if (replace || m->rolling)
 		slots_replace_next(m);
-	/* Its jobs are back in the queue or on their way: someone takes them.
-	 */
+	/* Its jobs are back in the queue or on their way. */
 	master_status(m);
 }
 
@@ -741,7 +726,7 @@ slots_reconcile(struct master *m)
 
 		if (i < m->nworkers) {
 			if (s->state == SLOT_EMPTY)
-				slot_spawn(s);
+				slot_start(s);
 			continue;
 		}
 		switch (s->state) {

@@ -3,9 +3,10 @@
 libharness_la_SOURCES += tests/harness/daemon.c tests/harness/daemon.h
 
 # Handler modules the suites load: one whose init aborts, one whose init fails,
-# and the job-control suite's (hangs, or polls pgq_job_canceled).
+# one whose init aborts while a file exists (the breaker suite's), and the
+# job-control suite's (hangs, or polls pgq_job_canceled).
 check_LTLIBRARIES += tests/daemon/mod_crash.la tests/daemon/mod_initfail.la \
-	tests/daemon/mod_control.la
+	tests/daemon/mod_control.la tests/daemon/mod_flaky.la
 tests_daemon_mod_crash_la_SOURCES = tests/daemon/mod_crash.c
 tests_daemon_mod_crash_la_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_mod_crash_la_LDFLAGS = -module -avoid-version -shared \
@@ -13,6 +14,10 @@ tests_daemon_mod_crash_la_LDFLAGS = -module -avoid-version -shared \
 tests_daemon_mod_initfail_la_SOURCES = tests/daemon/mod_initfail.c
 tests_daemon_mod_initfail_la_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_mod_initfail_la_LDFLAGS = -module -avoid-version -shared \
+	-rpath /nowhere
+tests_daemon_mod_flaky_la_SOURCES = tests/daemon/mod_flaky.c
+tests_daemon_mod_flaky_la_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_mod_flaky_la_LDFLAGS = -module -avoid-version -shared \
 	-rpath /nowhere
 tests_daemon_mod_control_la_SOURCES = tests/daemon/mod_control.c
 tests_daemon_mod_control_la_CFLAGS = $(TEST_CFLAGS)
@@ -93,3 +98,14 @@ tests_daemon_test_orphans_SOURCES = tests/daemon/test_orphans.c \
 tests_daemon_test_orphans_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_orphans_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_orphans_DEPENDENCIES = $(DAEMON_DEPS)
+
+# The crash breaker counts boot failures only, tries one held slot at a time
+# and closes once that worker is healthy
+check_PROGRAMS += tests/daemon/test_breaker
+TESTS += tests/daemon/test_breaker
+tests_daemon_test_breaker_SOURCES = tests/daemon/test_breaker.c \
+	tests/daemon/suite.h
+tests_daemon_test_breaker_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_breaker_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_breaker_DEPENDENCIES = $(DAEMON_DEPS) \
+	tests/daemon/mod_flaky.la
