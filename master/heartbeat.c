@@ -49,7 +49,7 @@ heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	array = text_array_literal(owners, n);
 	params[0] = array;
-	if (listener_query(m, SQL_HEARTBEAT, 1, params, heartbeat_done, NULL) ==
+	if (maint_query(m, SQL_HEARTBEAT, 1, params, heartbeat_done, NULL) ==
 	    -1)
 		log_debug("heartbeat skipped: not connected");
 	free(array);

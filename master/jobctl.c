@@ -272,8 +272,8 @@ jobctl_complete_canceled(struct slot *s, long pid)
 	 * Queued before the recovery of the worker's other jobs, on the same
 	 * connection, so it runs first: the job is not put back.
 	 */
-	if (listener_query(m, SQL_COMPLETE, 4, params, jobctl_complete_done,
-			   cc) == -1) {
+	if (maint_query(m, SQL_COMPLETE, 4, params, jobctl_complete_done, cc) ==
+	    -1) {
 		log_warnx("job=%lld: no connection to record it canceled: it "
 			  "is recovered instead",
 			  (long long)s->kill_job_id);

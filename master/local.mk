@@ -4,7 +4,8 @@ pgq_master_SOURCES = master/master_int.h master/main.c master/master.c \
 	master/slot.c master/listener.c master/wake.c master/heartbeat.c \
 	master/recovery.c master/signals.c master/reload.c master/pidfile.c \
 	master/sdnotify.c master/scheduler.c master/jobctl.c master/privs.c \
-	master/payload.c master/orphans.c master/breaker.c
+	master/payload.c master/orphans.c master/breaker.c \
+	master/dbconn.c master/maint.c
 pgq_master_LDADD = libpgq_daemon.la libpgq_core.la $(LIBPQ_LIBS) $(JANSSON_LIBS) \
 	$(INIH_LIBS) $(EV_LIBS) $(SYSTEMD_LIBS) -lm
 # Handler modules call pgq_job_canceled() and the other functions of pgq.h

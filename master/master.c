@@ -1,8 +1,9 @@
 /*
  * The master's cycle, read like nginx's ngx_process_cycle.c: start every
  * part, run the loop, stop every part; and the master's reactions to events:
- * signals (shutdown levels, reload, scaling), the LISTEN connection becoming
- * ready, and the check after each round of events whether a shutdown is done.
+ * signals (shutdown levels, reload, scaling), the LISTEN and maintenance
+ * connections becoming ready, and the check after each round of events
+ * whether a shutdown is done.
  */
 #include "config.h"
 
@@ -96,7 +97,8 @@ master_exit_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	if (m->shutdown == SHUTDOWN_NONE)
 		return;
-	if (slots_live(m) > 0 || listener_pending(m) > 0 || m->orphans != NULL)
+	if (slots_live(m) > 0 || listener_pending(m) > 0 ||
+	    maint_pending(m) > 0 || m->orphans != NULL)
 		return;
 	ev_break(loop, EVBREAK_ALL);
 }
@@ -115,7 +117,7 @@ master_shutdown_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 */
 		log_warnx("shutdown: giving up on pending statements "
 			  "pending=%zu live=%u",
-			  listener_pending(m), slots_live(m));
+			  maint_pending(m), slots_live(m));
 		orphans_kill_all(m);
 		ev_break(loop, EVBREAK_ALL);
 		return;
@@ -243,15 +245,12 @@ master_signal(struct master *m, int sig)
 }
 
 /*
- * LISTEN succeeded: what waited for the connection runs now, and after a
- * reconnect every idle worker looks for work, since notifications sent
- * meanwhile are lost. The first time, the master is ready.
+ * LISTEN succeeded: after a reconnect every idle worker looks for work, since
+ * notifications sent meanwhile are lost. The first time, the master is ready.
  */
 static void
 master_on_listening(struct master *m, bool reconnect)
 {
-	recovery_retry(m);
-	payload_sync(m, NULL);
 	if (reconnect)
 		wake_all(m, "reconnect");
 	wake_query_due(m, false);
@@ -260,6 +259,15 @@ master_on_listening(struct master *m, bool reconnect)
 		sdnotify_send("READY=1");
 		master_status(m);
 	}
+}
+
+/* The maintenance connection is (again) up: what waited for it runs now. */
+static void
+master_on_maint_ready(struct master *m)
+{
+	recovery_retry(m);
+	payload_sync(m, NULL);
+	wake_query_due(m, false);
 }
 
 int
@@ -278,6 +286,7 @@ master_run(struct master *m)
 	signals_start(m);
 	orphans_init(m);
 	listener_init(m, master_on_listening);
+	maint_init(m, master_on_maint_ready);
 	wake_init(m);
 	breaker_init(m);
 	slots_init(m);
@@ -287,6 +296,7 @@ master_run(struct master *m)
 	log_info("started version=%s workers=%u config=%s%s", PGQ_VERSION,
 		 m->nworkers, m->conf_path, m->drain ? " drain" : "");
 	listener_start(m);
+	maint_start(m);
 	scheduler_start(m);
 	slots_reconcile(m);
 	ev_run(m->loop, 0);
@@ -295,6 +305,7 @@ master_run(struct master *m)
 	heartbeat_stop(m);
 	wake_stop(m);
 	listener_stop(m);
+	maint_stop(m);
 	scheduler_stop(m);
 	orphans_free(m);
 	recovery_free(m);

@@ -6,7 +6,9 @@
  *   master.c     the cycle and its reactions: signals, shutdown, LISTEN ready
  *   slot.c       the workers: fork, channel, reap, respawn with backoff
  *   breaker.c    the crash breaker: holds slots that fail at boot
- *   listener.c   the LISTEN connection (transport only)
+ *   dbconn.c     a connection driven from the loop, reconnected with backoff
+ *   listener.c   the LISTEN connection (LISTEN only)
+ *   maint.c      the maintenance connection: every other statement
  *   wake.c       notifications to wakes; the due timer
  *   jobctl.c     module job timeouts, cancellations, recycling
  *   orphans.c    ends the handler process groups of dead workers
@@ -129,22 +131,49 @@ struct breaker {
 	ev_timer healthy_timer;	   /* HALF_OPEN: the trial's healthy_uptime */
 };
 
-/* The LISTEN connection is listening (again): reconnect after a loss. */
-typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
+struct dbconn;
+/* The conninfo to connect with (read at each attempt). */
+typedef const char *(*dbconn_conninfo_fn)(const struct master *m);
+/* Connected, the executor set up: 0, or -1 to close and retry. */
+typedef int (*dbconn_connected_fn)(struct dbconn *c);
+typedef void (*dbconn_notify_fn)(struct dbconn *c, const PGnotify *n);
 
-/* The master's one libpq connection: LISTEN plus small statements. */
-struct listener {
+/* A connection the master drives from its loop (dbconn.c). */
+struct dbconn {
+	struct master *m;
+	const char *name;     /* "listen connection", for the log */
+	const char *app_name; /* fallback_application_name */
+	dbconn_conninfo_fn conninfo;
+	dbconn_connected_fn on_connected;
+	dbconn_notify_fn on_notify; /* NULL: notifications are dropped */
 	PGconn *conn;		    /* NULL while disconnected */
 	struct driver_async *async; /* drives conn once connected */
 	bool connecting;	    /* PQconnectPoll in progress */
-	bool listening;		    /* LISTEN done */
-	bool ever_listened;	    /* a later LISTEN is a reconnect */
+	bool ready;		    /* statements may go (its owner says) */
 	ev_io conn_io;		    /* connect polling */
 	ev_timer conn_timer;	    /* connect timeout / reconnect delay */
 	ev_idle lost_idle; /* tears down outside the driver's callback */
 	struct driver_backoff backoff;
 	PostgresPollingStatusType poll;
+};
+
+/* The LISTEN connection is listening (again): reconnect after a loss. */
+typedef void (*listener_ready_fn)(struct master *m, bool reconnect);
+
+/* The LISTEN connection: LISTEN only. */
+struct listener {
+	struct dbconn c;
+	bool ever_listened;	    /* a later LISTEN is a reconnect */
 	listener_ready_fn on_ready; /* set by master.c */
+};
+
+/* The maintenance connection is (again) ready for statements. */
+typedef void (*maint_ready_fn)(struct master *m);
+
+/* Every other statement of the master (maint.c). */
+struct maint {
+	struct dbconn c;
+	maint_ready_fn on_ready; /* set by master.c */
 };
 
 struct master {
@@ -178,6 +207,7 @@ struct master {
 
 	ev_timer heartbeat_timer;
 	struct listener ls;
+	struct maint maint;
 
 	/* ids canceled while no worker ran them: a ring (jobctl.c) */
 	int64_t canceled[JOBCTL_CANCELED_MAX];
@@ -233,7 +263,7 @@ void pidfile_remove(void);
 
 /* payload.c: writes the max_payload of cf's entrypoints (and clears those
  * of old's entrypoints that are gone; old may be NULL) into the limits
- * table, on the listening connection; a no-op while it is not ready. */
+ * table, on the maintenance connection; a no-op while it is not ready. */
 void payload_sync(struct master *m, const struct conf *old);
 
 /* privs.c */
@@ -318,18 +348,45 @@ void wake_query_due(struct master *m, bool from_idle);
 /* poll_interval may have changed. */
 void wake_reconfigure(struct master *m);
 
+/* dbconn.c: a connection driven from the loop */
+void dbconn_init(struct dbconn *c, struct master *m, const char *name,
+		 const char *app_name, dbconn_conninfo_fn conninfo,
+		 dbconn_connected_fn on_connected, dbconn_notify_fn on_notify);
+void dbconn_start(struct dbconn *c);
+void dbconn_stop(struct dbconn *c);
+/* Closes the connection and connects again after the backoff delay. */
+void dbconn_retry(struct dbconn *c);
+/* Found broken: not ready; closed and retried from the loop (not from
+ * inside the driver's callback). */
+void dbconn_lost(struct dbconn *c);
+/* Queues statement stmt; -1 when it is not ready. */
+int dbconn_query(struct dbconn *c, enum sql_stmt stmt, int nparams,
+		 const char *const *values, driver_async_fn done,
+		 void *arg) PGQ_WUR;
+size_t dbconn_pending(const struct dbconn *c);
+/* In a forked child: closes the socket, never PQfinish. */
+void dbconn_close_in_child(const struct dbconn *c);
+
 /* listener.c: the LISTEN connection (transport only) */
 /* on_ready runs each time LISTEN succeeds. */
 void listener_init(struct master *m, listener_ready_fn on_ready);
 void listener_start(struct master *m);
 void listener_stop(struct master *m);
-/* True when statements can be sent now. */
-bool listener_ready(const struct master *m);
-/* Queues a statement on the master's connection; -1 when not connected. */
-int listener_query(struct master *m, enum sql_stmt stmt, int nparams,
-		   const char *const *values, driver_async_fn done,
-		   void *arg) PGQ_WUR;
+/* The LISTEN statement in flight (0 or 1). */
 size_t listener_pending(const struct master *m);
+
+/* maint.c: the maintenance connection, for every other statement */
+/* on_ready runs each time it connects. */
+void maint_init(struct master *m, maint_ready_fn on_ready);
+void maint_start(struct master *m);
+void maint_stop(struct master *m);
+/* True when statements can be sent now. */
+bool maint_ready(const struct master *m);
+/* Queues a statement; -1 when not connected. */
+int maint_query(struct master *m, enum sql_stmt stmt, int nparams,
+		const char *const *values, driver_async_fn done,
+		void *arg) PGQ_WUR;
+size_t maint_pending(const struct master *m);
 
 /* heartbeat.c */
 void heartbeat_start(struct master *m);
@@ -350,7 +407,7 @@ void recovery_free(struct master *m);
 void scheduler_start(struct master *m);
 /* m->cf changed (reload): new schedules, new stats_interval. */
 void scheduler_reconfigure(struct master *m);
-/* After listener_stop: no statement of the scheduler is in flight. */
+/* After maint_stop: no statement of the scheduler is in flight. */
 void scheduler_stop(struct master *m);
 
 /* jobctl.c: timeouts of module jobs, cancellations, recycling */

@@ -1,7 +1,8 @@
 /*
  * max_payload for producers: the master writes each entrypoint's limit into
- * pgq's limits table when LISTEN is (re)established and after a reload,
- * clearing the limits of entrypoints that dropped the key or were removed.
+ * pgq's limits table when the maintenance connection is (re)established and
+ * after a reload, clearing the limits of entrypoints that dropped the key or
+ * were removed.
  * Enqueues check the table; workers check their own config (consumer.c).
  */
 #include "config.h"
@@ -81,9 +82,9 @@ payload_sync(struct master *m, const struct conf *old)
 	params[0] = a_names;
 	params[1] = limits;
 	ps->m = m;
-	if (listener_query(m, SQL_PAYLOAD_LIMITS, 2, params, payload_done,
-			   ps) == -1)
-		free(ps); /* not listening: the next LISTEN syncs again */
+	if (maint_query(m, SQL_PAYLOAD_LIMITS, 2, params, payload_done, ps) ==
+	    -1)
+		free(ps); /* not connected: the next connection syncs again */
 	free(a_names);
 	free(limits);
 	free(names);

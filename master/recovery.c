@@ -137,7 +137,7 @@ recovery_send(struct master *m, const char *owner, const char *traceback)
 	params[4] = "5";
 	params[5] = "false";
 	params[6] = traceback;
-	if (listener_query(m, SQL_RECOVER, 7, params, recovery_done, r) == -1) {
+	if (maint_query(m, SQL_RECOVER, 7, params, recovery_done, r) == -1) {
 		log_warnx("recovery deferred until the connection is back "
 			  "queue_manager_id=%s",
 			  owner);

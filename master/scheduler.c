@@ -4,7 +4,8 @@
  * rows (SQL_SCHEDULE_CLAIM) and fires each (SQL_SCHEDULE_FIRE: the job, the
  * next tick and the row back to queued in one statement), so every tick
  * fires once across masters and PgQueuer schedulers. All statements go
- * through the master's own connection, queued on the loop, never blocking.
+ * through the master's maintenance connection, queued on the loop, never
+ * blocking.
  */
 #include "config.h"
 
@@ -21,9 +22,9 @@
 /* The most log rows SQL_AGGREGATE folds in one statement (its LIMIT). */
 #define STATS_CHUNK_ROWS 500
 /*
- * The pause before the next chunk. A backend sends the notifications it
- * holds only when it waits for a command: chunks sent back to back would
- * keep it from ever waiting, and starve the wakes as one long fold did.
+ * The pause before the next chunk: the fold runs on the maintenance
+ * connection, and chunks sent back to back would hold back the heartbeats,
+ * recoveries and due queries queued behind them.
  */
 #define STATS_CHUNK_GAP_S 0.02
 
@@ -33,7 +34,7 @@
 #define SCHED_MAX_WAIT_S 30.0
 /* After a failure. */
 #define SCHED_RETRY_S 1.0
-/* While the master's connection is being (re)established. */
+/* While the maintenance connection is being (re)established. */
 #define SCHED_CONNECT_S 0.25
 /* A due row locked by another claimer: it fires it; look again soon. */
 #define SCHED_BUSY_S 0.5
@@ -258,7 +259,7 @@ sched_fire(struct scheduler *s, struct sched_set *set,
 	params[4] = it->name;
 	q->item = (size_t)(it - set->v);
 	q->due = xstrdup(due);
-	if (listener_query(s->m, SQL_SCHEDULE_FIRE, 5, params, fire_done, q) ==
+	if (maint_query(s->m, SQL_SCHEDULE_FIRE, 5, params, fire_done, q) ==
 	    -1) {
 		log_warnx("schedule %s: cannot fire: not connected; the claim "
 			  "expires in 30s",
@@ -407,8 +408,8 @@ sched_register(struct scheduler *s)
 	params[1] = set->entrypoints;
 	params[2] = nexts;
 	q = query_new(s, set);
-	if (listener_query(s->m, SQL_SCHEDULE_UPSERT, 3, params, upsert_done,
-			   q) == -1) {
+	if (maint_query(s->m, SQL_SCHEDULE_UPSERT, 3, params, upsert_done, q) ==
+	    -1) {
 		query_free(q);
 		sched_arm(s, SCHED_RETRY_S);
 	} else {
@@ -432,7 +433,7 @@ sched_round(struct scheduler *s)
 		s->drain_logged = true;
 		return;
 	}
-	if (!listener_ready(m)) {
+	if (!maint_ready(m)) {
 		sched_arm(s, SCHED_CONNECT_S);
 		return;
 	}
@@ -443,7 +444,7 @@ sched_round(struct scheduler *s)
 	params[0] = s->set->expressions;
 	params[1] = s->set->entrypoints;
 	q = query_new(s, s->set);
-	if (listener_query(m, SQL_SCHEDULE_CLAIM, 2, params, claim_done, q) ==
+	if (maint_query(m, SQL_SCHEDULE_CLAIM, 2, params, claim_done, q) ==
 	    -1) {
 		query_free(q);
 		sched_arm(s, SCHED_RETRY_S);
@@ -495,9 +496,9 @@ stats_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	if (s->stats_running || s->m->shutdown != SHUTDOWN_NONE ||
-	    !listener_ready(s->m))
+	    !maint_ready(s->m))
 		return;
-	if (listener_query(s->m, SQL_AGGREGATE, 0, NULL, stats_done, s) == 0)
+	if (maint_query(s->m, SQL_AGGREGATE, 0, NULL, stats_done, s) == 0)
 		s->stats_running = true;
 }
 

@@ -168,12 +168,9 @@ slot_child(struct slot *s, int chan_fd, int master_fd)
 	int status;
 
 	close(master_fd);
-	/*
-	 * The master's session must survive this process: close its socket,
-	 * never PQfinish (that would send a Terminate on the shared socket).
-	 */
-	if (m->ls.conn != NULL && PQsocket(m->ls.conn) >= 0)
-		close(PQsocket(m->ls.conn));
+	/* The master's sessions must survive this process. */
+	dbconn_close_in_child(&m->ls.c);
+	dbconn_close_in_child(&m->maint.c);
 	/*
 	 * libev keeps one process-wide table of which loop owns a signal: take
 	 * the master's watchers out of it, or the worker's own loop may not

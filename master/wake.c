@@ -214,7 +214,7 @@ wake_query_due(struct master *m, bool from_idle)
 		return;
 	}
 	params[0] = m->entrypoints_array;
-	if (listener_query(m, SQL_NEXT_DUE, 1, params, due_done, m) == -1)
+	if (maint_query(m, SQL_NEXT_DUE, 1, params, due_done, m) == -1)
 		return;
 	m->due_query_running = true;
 	m->due_query_from_idle = from_idle;

@@ -638,12 +638,13 @@ ORDER BY c.id;
 -- AGGREGATE
 -- No parameters. Returns one row: aggregated bigint, the number of log rows
 -- folded (0 when another process holds the lock), at most 500: a chunk.
--- The master runs it on its LISTEN connection, and PostgreSQL delivers no
--- notification to a backend while it runs a statement, so one long fold
--- (40,000 rows took 0.5 s) left idle workers unwoken that long under load.
--- A full chunk (500) means more rows wait: the caller runs it again after
--- a pause (20 ms) in which the backend, waiting for a command, sends the
--- notifications it holds (chunks back to back starve them too).
+-- The master runs it on its maintenance connection, never on the LISTEN
+-- one: PostgreSQL delivers no notification to a backend while it runs a
+-- statement, and one long fold (40,000 rows took 0.5 s) left idle workers
+-- unwoken that long under load. A full chunk (500) means more rows wait:
+-- the caller runs it again after a pause (20 ms), so the heartbeats and
+-- recoveries queued behind it on that connection do not wait for the whole
+-- backlog.
 -- PgQueuer's statistics fold: under a transaction-level advisory lock whose
 -- key is hashtext of the statistics table's name (one aggregator at a time
 -- per queue), every log row not yet aggregated is marked aggregated and

@@ -109,3 +109,13 @@ tests_daemon_test_breaker_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_breaker_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_breaker_DEPENDENCIES = $(DAEMON_DEPS) \
 	tests/daemon/mod_flaky.la
+
+# Maintenance statements on their own connection: a blocked one does not
+# delay a wake; a cut maintenance connection comes back
+check_PROGRAMS += tests/daemon/test_maint
+TESTS += tests/daemon/test_maint
+tests_daemon_test_maint_SOURCES = tests/daemon/test_maint.c \
+	tests/daemon/suite.h
+tests_daemon_test_maint_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_maint_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_maint_DEPENDENCIES = $(DAEMON_DEPS)

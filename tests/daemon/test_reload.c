@@ -66,7 +66,7 @@ struct conn_watch {
 };
 
 /* Worker connections: every backend of the database but ours and the
- * master's. */
+ * master's two (LISTEN, maintenance). */
 static long long
 worker_connections(long listen_pid)
 {
@@ -74,6 +74,7 @@ worker_connections(long listen_pid)
 		db,
 		"SELECT count(*) FROM pg_stat_activity WHERE datname = "
 		"current_database() AND pid <> pg_backend_pid() AND pid <> %ld "
+		"AND application_name <> 'pgq-master maintenance' "
 		"AND backend_type = 'client backend'",
 		listen_pid);
 }
