@@ -325,7 +325,7 @@ void slot_send(struct slot *s, enum chan_type type, int64_t a);
  * for callbacks of the loop, never from inside another slot's handling. */
 void slot_poll(struct slot *s);
 /* True when the worker has said something not yet handled. */
-bool slot_has_input(const struct slot *s);
+bool slot_has_input(struct slot *s);
 /* SIGKILLs the worker (the slot is STOPPING until its exit). */
 void slot_kill(struct slot *s, const char *why);
 

@@ -424,7 +424,7 @@ slot_poll(struct slot *s)
 }
 
 bool
-slot_has_input(const struct slot *s)
+slot_has_input(struct slot *s)
 {
 	char byte;
 

@@ -1175,8 +1175,13 @@ Test(worker, fast_shutdown_returns_the_running_job)
 	/* A claim that took all there was asks for no chain wake. */
 	m = expect_msg(&ch, CHAN_JOB_START, 5000);
 	cr_expect_eq(m.a, id);
+	/* The command's process group, for the master to end if we die. */
+	m = expect_msg(&ch, CHAN_HANDLER_GROUP, 5000);
+	cr_expect_gt(m.a, 0);
 	t0 = clock_mono_ms();
 	send_msg(&ch, CHAN_FAST, 0);
+	m = expect_msg(&ch, CHAN_HANDLER_GROUP, 5000);
+	cr_expect_eq(m.a, 0, "the group's end comes before the job's");
 	m = expect_msg(&ch, CHAN_JOB_END, 5000);
 	cr_expect_eq(m.b, PGQ_OUTCOME_RETRY);
 	cr_expect_eq(worker_wait(&ch, 5000), 0);
