@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +119,140 @@ driver_conn_message(PGconn *conn, char *buf, size_t len)
 	scrub_password(buf, conn);
 }
 
+/*
+ * Takes the SQLSTATE out of a verbose connection message ("FATAL:  28P01:
+ * password authentication failed...") into state, and drops the LOCATION
+ * lines: what remains reads as the default verbosity's message.
+ */
+static void
+connect_message(const char *raw, char *buf, size_t len, char *state,
+		size_t statelen)
+{
+	const char *p = raw;
+	size_t n = 0;
+
+	state[0] = '\0';
+	buf[0] = '\0';
+	while (*p != '\0' && n + 1 < len) {
+		size_t line = strcspn(p, "\n");
+		const char *sep = strstr(p, ":  ");
+
+		if (strncmp(p, "LOCATION:", 9) == 0) {
+			p += line + (p[line] == '\n');
+			continue;
+		}
+		/* "SEVERITY:  XXXXX: text": the severity may be translated,
+		 * the SQLSTATE never is. */
+		if (sep != NULL && sep < p + line &&
+		    line >= (size_t)(sep - p) + 10 &&
+		    strspn(sep + 3, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") ==
+			    5 &&
+		    strncmp(sep + 8, ": ", 2) == 0) {
+			if (state[0] == '\0')
+				snprintf(state, statelen, "%.5s", sep + 3);
+			n += (size_t)snprintf(buf + n, len - n, "%.*s",
+					      (int)(sep + 3 - p), p);
+			line -= (size_t)(sep + 10 - p);
+			p = sep + 10;
+			if (n >= len)
+				break;
+		}
+		n += (size_t)snprintf(buf + n, len - n, "%.*s%s", (int)line, p,
+				      p[line] == '\n' ? "\n" : "");
+		p += line + (p[line] == '\n');
+	}
+	trim_newlines(buf);
+}
+
+/* driver_error_from_connect, with why in place of libpq's text if set. */
+static void
+connect_error(struct pgq_error *err, PGconn *conn, const char *why)
+{
+	char msg[sizeof(err->message)], state[6];
+	const char *host, *port, *db;
+
+	if (err == NULL)
+		return;
+	connect_message(conn != NULL ? PQerrorMessage(conn) : "", msg,
+			sizeof(msg), state, sizeof(state));
+	scrub_password(msg, conn);
+	if (why != NULL)
+		snprintf(msg, sizeof(msg), "%s", why);
+	host = conn != NULL ? PQhost(conn) : NULL;
+	port = conn != NULL ? PQport(conn) : NULL;
+	db = conn != NULL ? PQdb(conn) : NULL;
+	driver_error_set(err, driver_error_classify(state),
+			 "could not connect: %s host=%s port=%s dbname=%s",
+			 msg[0] != '\0' ? msg : "bad connection",
+			 host != NULL && host[0] != '\0' ? host : "(default)",
+			 port != NULL && port[0] != '\0' ? port : "(default)",
+			 db != NULL && db[0] != '\0' ? db : "(default)");
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	if (err->klass == PGQ_ERR_AUTH)
+		driver_error_hint(err,
+				  "check the user, the password (PGPASSWORD, "
+				  "~/.pgpass), the database name and "
+				  "pg_hba.conf");
+	else
+		driver_error_hint(err, "check that the server is running and "
+				       "the connection settings (dsn, "
+				       "PGQUEUER_DSN, PGHOST, PGPORT, PGUSER) "
+				       "are right");
+}
+
+void
+driver_error_from_connect(struct pgq_error *err, PGconn *conn)
+{
+	connect_error(err, conn, NULL);
+}
+
+/* connect_timeout of conn's settings in milliseconds; -1 = none. */
+static int
+connect_timeout_ms(PGconn *conn)
+{
+	PQconninfoOption *opts = PQconninfo(conn), *o;
+	long s = 0;
+
+	if (opts == NULL)
+		return -1;
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 &&
+		    o->val != NULL)
+			s = strtol(o->val, NULL, 10);
+	PQconninfoFree(opts);
+	if (s <= 0)
+		return -1;
+	/* As libpq: shorter than 2 s would time out a healthy server. */
+	return s < 2 ? 2000 : (int)(s > 86400 ? 86400000 : s * 1000);
+}
+
+/*
+ * Drives PQconnectPoll to its end, waiting on the socket as it asks. The
+ * connection is started by hand, not by PQconnectdbParams, so that its
+ * error verbosity is set before the server's answer arrives. Returns false
+ * when a wait exceeded connect_timeout.
+ */
+static bool
+connect_wait(PGconn *conn)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	int timeout = connect_timeout_ms(conn);
+
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		struct pollfd pfd = {.fd = PQsocket(conn)};
+		int r;
+
+		pfd.events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT;
+		r = poll(&pfd, 1, timeout);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return false;
+		st = PQconnectPoll(conn);
+	}
+	return true;
+}
+
 PGconn *
 driver_connect(const char *conninfo, struct pgq_error *err)
 {
@@ -124,8 +260,6 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 	PQconninfoOption *parsed;
 	PGconn *conn;
 	char *perr = NULL;
-	char msg[sizeof(err->message)];
-	const char *host, *port, *db;
 
 	driver_error_clear(err);
 	conninfo = driver_conninfo(conninfo, NULL);
@@ -138,8 +272,7 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 		PQfreemem(perr);
 		driver_error_set(err, PGQ_ERR_CONNECTION,
 				 "invalid connection string (not shown: it may "
-				 "contain a "
-				 "password)");
+				 "contain a password)");
 		driver_error_hint(
 			err,
 			"use key=value pairs or a postgresql:// URI; see the "
@@ -149,28 +282,24 @@ driver_connect(const char *conninfo, struct pgq_error *err)
 	PQconninfoFree(parsed);
 
 	driver_params_init(&p, conninfo, "pgq");
-	conn = PQconnectdbParams(p.keys, p.values, 1);
+	conn = PQconnectStartParams(p.keys, p.values, 1);
 	if (conn == NULL) {
 		driver_error_set(err, PGQ_ERR_CONNECTION,
 				 "could not connect: out of memory");
 		return NULL;
 	}
-	if (PQstatus(conn) == CONNECTION_OK)
+	/* The server's SQLSTATE tells a refused login from an outage. */
+	PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+	if (PQstatus(conn) != CONNECTION_BAD && !connect_wait(conn)) {
+		connect_error(err, conn, "timeout expired");
+		PQfinish(conn);
+		return NULL;
+	}
+	if (PQstatus(conn) == CONNECTION_OK) {
+		PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
 		return conn;
-
-	driver_conn_message(conn, msg, sizeof(msg));
-	host = PQhost(conn);
-	port = PQport(conn);
-	db = PQdb(conn);
-	driver_error_set(err, PGQ_ERR_CONNECTION,
-			 "could not connect: %s host=%s port=%s dbname=%s", msg,
-			 host != NULL && host[0] != '\0' ? host : "(default)",
-			 port != NULL && port[0] != '\0' ? port : "(default)",
-			 db != NULL && db[0] != '\0' ? db : "(default)");
-	driver_error_hint(
-		err,
-		"check that the server is running and the connection settings "
-		"(dsn, PGQUEUER_DSN, PGHOST, PGPORT, PGUSER) are right");
+	}
+	driver_error_from_connect(err, conn);
 	PQfinish(conn);
 	return NULL;
 }
@@ -250,6 +379,37 @@ is_read_committed(const char *level)
 	return strcmp(level, "read committed") == 0;
 }
 
+/*
+ * A consumer writes with every claim: on a standby, or with
+ * default_transaction_read_only on, each one would fail with 25006.
+ */
+static int
+check_writable(const char *in_recovery, const char *read_only,
+	       struct pgq_error *err)
+{
+	if (strcmp(in_recovery, "t") == 0) {
+		driver_error_set(err, PGQ_ERR_READ_ONLY,
+				 "the server is a standby (in recovery): pgq "
+				 "consumers need a server that accepts writes");
+		driver_error_hint(err, "connect to the primary (with several "
+				       "hosts, add "
+				       "target_session_attrs=read-write)");
+		return -1;
+	}
+	if (strcmp(read_only, "on") == 0) {
+		driver_error_set(err, PGQ_ERR_READ_ONLY,
+				 "default_transaction_read_only is on: pgq "
+				 "consumers need a session that can write");
+		driver_error_hint(
+			err, "run ALTER DATABASE ... RESET "
+			     "default_transaction_read_only (or ALTER ROLE), "
+			     "or connect with "
+			     "options='-c default_transaction_read_only=off'");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 check_isolation(PGconn *conn, enum pgq_role role, char *warning, size_t warnlen,
 		struct pgq_error *err)
@@ -262,9 +422,11 @@ check_isolation(PGconn *conn, enum pgq_role role, char *warning, size_t warnlen,
 	/* Harmless inside the caller's transaction: it only reads settings. */
 	r = PQexec(conn,
 		   "SELECT current_setting('default_transaction_isolation'),"
-		   " current_setting('transaction_isolation')");
+		   " current_setting('transaction_isolation'),"
+		   " current_setting('default_transaction_read_only'),"
+		   " pg_is_in_recovery()");
 	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK ||
-	    PQntuples(r) != 1 || PQnfields(r) != 2) {
+	    PQntuples(r) != 1 || PQnfields(r) != 4) {
 		driver_error_from_result(err, conn, r);
 		if (err != NULL && err->klass != PGQ_ERR_CONNECTION)
 			err->klass = PGQ_ERR_CHECK;
@@ -299,6 +461,9 @@ check_isolation(PGconn *conn, enum pgq_role role, char *warning, size_t warnlen,
 				"committed'");
 			goto out;
 		}
+		if (check_writable(PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 2),
+				   err) == -1)
+			goto out;
 	} else {
 		intrans = PQtransactionStatus(conn) == PQTRANS_INTRANS;
 		effective = intrans ? cur : dflt;

@@ -40,6 +40,44 @@ void driver_error_from_result(struct pgq_error *err, PGconn *conn,
 			      const PGresult *res);
 /* Class for a SQLSTATE ("" or NULL = connection trouble). */
 enum pgq_error_class driver_error_classify(const char *sqlstate);
+/*
+ * True when waiting cannot cure err: the queue tables are missing or older
+ * than pgq needs, the session is read-only, the login or a privilege was
+ * refused, a connection check or an argument failed. A drain stops on them
+ * and a library consumer returns; a daemon waits for an operator, quietly.
+ */
+bool driver_error_fatal(const struct pgq_error *err);
+/* The cause of err in a few words, for a message ("the database is
+ * read-only", "the queue tables are missing"); static. */
+const char *driver_error_cause(const struct pgq_error *err);
+/*
+ * Fills err from a connection attempt that failed (PQconnect*, PQreset) on
+ * conn, made with PQERRORS_VERBOSE so that the server's SQLSTATE, if it
+ * answered, is in the message: the class comes from it (a refused login is
+ * PGQ_ERR_AUTH, no answer PGQ_ERR_CONNECTION); the message is the one line
+ * "could not connect: ... host= port= dbname=", without the SQLSTATE, the
+ * source location or the password.
+ */
+void driver_error_from_connect(struct pgq_error *err, PGconn *conn);
+
+/*
+ * What a retry loop waits for, so that it says so once and then backs off
+ * quietly: driver_trouble_note is true for the first failure of a cause
+ * (class and SQLSTATE) and again when the cause changes: log those at
+ * warning level, the others at debug level. driver_trouble_over is true
+ * once, at the first success after failures, with how many and how long
+ * (from the first): log the recovery. Zero-initialised means no trouble.
+ */
+struct driver_trouble {
+	enum pgq_error_class klass; /* PGQ_OK: none */
+	char sqlstate[6];
+	unsigned failures;
+	uint64_t since_ms; /* clock_mono_ms of the first failure */
+};
+
+bool driver_trouble_note(struct driver_trouble *t, const struct pgq_error *err);
+bool driver_trouble_over(struct driver_trouble *t, unsigned *failures,
+			 uint64_t *lasted_ms);
 
 /* ---- connections and checks ---- */
 
@@ -73,8 +111,10 @@ void driver_params_init(struct driver_params *p, const char *conninfo,
 void driver_conn_message(PGconn *conn, char *buf, size_t len);
 
 /*
- * Opens a blocking connection on driver_conninfo(conninfo). Returns NULL
- * with err filled. The password never appears in err.
+ * Opens a blocking connection on driver_conninfo(conninfo) (waiting at most
+ * connect_timeout seconds at each step, when the conninfo sets one). Returns
+ * NULL with err filled as driver_error_from_connect. The password never
+ * appears in err.
  */
 PGconn *driver_connect(const char *conninfo, struct pgq_error *err);
 
@@ -83,9 +123,12 @@ PGconn *driver_connect(const char *conninfo, struct pgq_error *err);
  * (a consumer is refused, a producer in an open transaction is accepted, one
  * in an aborted transaction is refused); the server is at least
  * DRIVER_MIN_SERVER_VERSION; default_transaction_isolation is read committed
- * (a consumer is refused otherwise; for a producer *warning is filled).
- * warning may be NULL. Returns 0, or -1 with err (class PGQ_ERR_CHECK or
- * PGQ_ERR_CONNECTION) saying what is wrong and what to do.
+ * (a consumer is refused otherwise; for a producer *warning is filled); a
+ * consumer's session can write (a standby, or default_transaction_read_only
+ * on, is refused with PGQ_ERR_READ_ONLY: every claim would fail). warning
+ * may be NULL. Returns 0, or -1 with err (class PGQ_ERR_CHECK,
+ * PGQ_ERR_READ_ONLY or PGQ_ERR_CONNECTION) saying what is wrong and what to
+ * do.
  */
 int driver_check(PGconn *conn, enum pgq_role role, char *warning,
 		 size_t warnlen, struct pgq_error *err) PGQ_WUR;

@@ -1,7 +1,8 @@
 /*
- * Error classes from SQLSTATE. The class decides what a caller does next
- * (reconnect, retry, tell the operator to install); the server's message and
- * SQLSTATE are kept verbatim for the log.
+ * Error classes from SQLSTATE, in one place. The class decides what a caller
+ * does next (reconnect, retry, stop a drain and tell the operator to install,
+ * upgrade, grant or log in differently); the server's message and SQLSTATE
+ * are kept verbatim for the log.
  */
 #include "config.h"
 
@@ -59,16 +60,136 @@ driver_error_classify(const char *sqlstate)
 		return PGQ_ERR_CONNECTION;
 	if (strcmp(sqlstate, "23505") == 0)
 		return PGQ_ERR_UNIQUE;
-	/* undefined table, undefined object (the enum), undefined function */
+	/*
+	 * undefined table, undefined object (the enum), undefined function,
+	 * no such schema; an undefined column: pgq's statements name only
+	 * columns of the queue's layout, so an older layout (PgQueuer 1.3
+	 * has no slot column)
+	 */
 	if (strcmp(sqlstate, "42P01") == 0 || strcmp(sqlstate, "42704") == 0 ||
-	    strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0)
+	    strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "3F000") == 0 ||
+	    strcmp(sqlstate, "42703") == 0)
 		return PGQ_ERR_UNDEFINED_TABLE;
+	/* read_only_sql_transaction: a standby, or a read-only default */
+	if (strcmp(sqlstate, "25006") == 0)
+		return PGQ_ERR_READ_ONLY;
+	/* class 28: invalid authorization (28000, 28P01); no such database */
+	if (strncmp(sqlstate, "28", 2) == 0 || strcmp(sqlstate, "3D000") == 0)
+		return PGQ_ERR_AUTH;
+	if (strcmp(sqlstate, "42501") == 0)
+		return PGQ_ERR_PERMISSION;
 	if (strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0)
 		return PGQ_ERR_SERIALIZATION;
 	/* program_limit_exceeded: pgq raises it for max_payload */
 	if (strcmp(sqlstate, "54000") == 0)
 		return PGQ_ERR_LIMIT;
 	return PGQ_ERR_OTHER;
+}
+
+bool
+driver_error_fatal(const struct pgq_error *err)
+{
+	switch (err->klass) {
+	case PGQ_ERR_UNDEFINED_TABLE:
+	case PGQ_ERR_READ_ONLY:
+	case PGQ_ERR_AUTH:
+	case PGQ_ERR_PERMISSION:
+	case PGQ_ERR_CHECK:
+	case PGQ_ERR_INVALID:
+		return true;
+	case PGQ_OK:
+	case PGQ_ERR_CONNECTION:
+	case PGQ_ERR_UNIQUE:
+	case PGQ_ERR_SERIALIZATION:
+	case PGQ_ERR_LIMIT:
+	case PGQ_ERR_OTHER:
+		break;
+	}
+	return false;
+}
+
+const char *
+driver_error_cause(const struct pgq_error *err)
+{
+	switch (err->klass) {
+	case PGQ_ERR_UNDEFINED_TABLE:
+		return strcmp(err->sqlstate, "42703") == 0
+			       ? "the queue has an older layout"
+			       : "the queue tables are missing";
+	case PGQ_ERR_READ_ONLY:
+		return "the database is read-only";
+	case PGQ_ERR_AUTH:
+		return "the server refused the login";
+	case PGQ_ERR_PERMISSION:
+		return "permission denied";
+	case PGQ_ERR_CHECK:
+		return "the connection check failed";
+	case PGQ_ERR_INVALID:
+		return "invalid settings";
+	case PGQ_ERR_CONNECTION:
+		return "the database cannot be reached";
+	case PGQ_OK:
+	case PGQ_ERR_UNIQUE:
+	case PGQ_ERR_SERIALIZATION:
+	case PGQ_ERR_LIMIT:
+	case PGQ_ERR_OTHER:
+		break;
+	}
+	return "a database error";
+}
+
+/* The hint that goes with a class when the server gave none. */
+static void
+class_hint(struct pgq_error *err)
+{
+	const char *h = NULL;
+
+	switch (err->klass) {
+	case PGQ_ERR_UNDEFINED_TABLE:
+		h = strcmp(err->sqlstate, "42703") == 0
+			    ? "the queue has an older layout than pgq needs "
+			      "(PgQueuer 1.3's, say): run pgq upgrade"
+			    : "the queue tables are missing in this database: "
+			      "run pgq install (or check the prefix and "
+			      "schema)";
+		break;
+	case PGQ_ERR_CONNECTION:
+		h = "check that the server is running and the connection "
+		    "settings (dsn, PGHOST, PGPORT) are right";
+		break;
+	case PGQ_ERR_UNIQUE:
+		h = "a job with the same dedupe_key is already queued or "
+		    "running; enqueue with on-conflict skip to leave it out";
+		break;
+	case PGQ_ERR_SERIALIZATION:
+		h = "a concurrent transaction conflicted: retry";
+		break;
+	case PGQ_ERR_LIMIT:
+		h = "a limit of the queue was exceeded; retrying the same "
+		    "request fails again";
+		break;
+	case PGQ_ERR_READ_ONLY:
+		h = "connect to the primary, or turn "
+		    "default_transaction_read_only off for this database or "
+		    "role";
+		break;
+	case PGQ_ERR_AUTH:
+		h = "check the user, the password (PGPASSWORD, ~/.pgpass), "
+		    "the database name and pg_hba.conf";
+		break;
+	case PGQ_ERR_PERMISSION:
+		h = "grant the role SELECT, INSERT, UPDATE and DELETE on the "
+		    "queue's tables and USAGE on its sequences, or connect as "
+		    "their owner";
+		break;
+	case PGQ_OK:
+	case PGQ_ERR_CHECK:
+	case PGQ_ERR_INVALID:
+	case PGQ_ERR_OTHER:
+		break;
+	}
+	if (h != NULL)
+		snprintf(err->hint, sizeof(err->hint), "%s", h);
 }
 
 /* Copies s without its trailing newlines, which libpq messages carry. */
@@ -110,27 +231,37 @@ driver_error_from_result(struct pgq_error *err, PGconn *conn,
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
 	copy_trimmed(err->message, sizeof(err->message),
 		     msg != NULL && msg[0] != '\0' ? msg : "unknown error");
-	if (hint != NULL)
+	/* A server's hint about a missing relation or column ("perhaps you
+	 * meant...") helps less than the pgq command that creates it. */
+	if (hint != NULL && err->klass != PGQ_ERR_UNDEFINED_TABLE)
 		copy_trimmed(err->hint, sizeof(err->hint), hint);
-	else if (err->klass == PGQ_ERR_UNDEFINED_TABLE)
-		snprintf(err->hint, sizeof(err->hint),
-			 "the queue tables are missing in this database: run "
-			 "pgq "
-			 "install (or check the prefix and schema)");
-	else if (err->klass == PGQ_ERR_CONNECTION)
-		snprintf(err->hint, sizeof(err->hint),
-			 "check that the server is running and the connection "
-			 "settings (dsn, PGHOST, PGPORT) are right");
-	else if (err->klass == PGQ_ERR_UNIQUE)
-		snprintf(err->hint, sizeof(err->hint),
-			 "a job with the same dedupe_key is already queued or "
-			 "running; enqueue with on-conflict skip to leave it "
-			 "out");
-	else if (err->klass == PGQ_ERR_SERIALIZATION)
-		snprintf(err->hint, sizeof(err->hint),
-			 "a concurrent transaction conflicted: retry");
-	else if (err->klass == PGQ_ERR_LIMIT)
-		snprintf(err->hint, sizeof(err->hint),
-			 "a limit of the queue was exceeded; retrying the same "
-			 "request fails again");
+	else
+		class_hint(err);
+}
+
+bool
+driver_trouble_note(struct driver_trouble *t, const struct pgq_error *err)
+{
+	bool same = t->klass == err->klass &&
+		    strcmp(t->sqlstate, err->sqlstate) == 0;
+
+	if (t->klass == PGQ_OK)
+		t->since_ms = clock_mono_ms();
+	t->failures++;
+	t->klass = err->klass;
+	snprintf(t->sqlstate, sizeof(t->sqlstate), "%s", err->sqlstate);
+	return !same;
+}
+
+bool
+driver_trouble_over(struct driver_trouble *t, unsigned *failures,
+		    uint64_t *lasted_ms)
+{
+	if (t->klass == PGQ_OK)
+		return false;
+	*failures = t->failures;
+	*lasted_ms = clock_mono_ms() - t->since_ms;
+	memset(t, 0, sizeof(*t));
+	t->klass = PGQ_OK;
+	return true;
 }

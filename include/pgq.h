@@ -29,7 +29,8 @@ enum pgq_error_class {
 			       (08xxx, 57P01..) */
 	PGQ_ERR_UNIQUE, /* unique violation (23505): a duplicate dedupe_key */
 	PGQ_ERR_UNDEFINED_TABLE, /* the queue objects are missing (42P01,
-				    42704): run pgq install */
+				    42704: run pgq install) or older than
+				    pgq needs (42703: run pgq upgrade) */
 	PGQ_ERR_SERIALIZATION,	 /* serialization failure or deadlock (40001,
 				    40P01): retry */
 	PGQ_ERR_CHECK,	 /* a connection check failed (transaction, version,
@@ -39,6 +40,12 @@ enum pgq_error_class {
 	PGQ_ERR_OTHER,	 /* any other server or client error */
 	PGQ_ERR_LIMIT,	 /* a limit was exceeded (54000): a payload over its
 			    entrypoint's max_payload; nothing was inserted */
+	PGQ_ERR_READ_ONLY,  /* the session cannot write (25006): a standby,
+			       or default_transaction_read_only is on */
+	PGQ_ERR_AUTH,	    /* the server refused the login (28000, 28P01)
+			       or has no such database (3D000) */
+	PGQ_ERR_PERMISSION, /* the role lacks a privilege on the queue's
+			       objects (42501) */
 };
 
 struct pgq_error {

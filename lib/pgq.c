@@ -41,6 +41,12 @@ pgq_error_class_name(enum pgq_error_class klass)
 		return "invalid_argument";
 	case PGQ_ERR_LIMIT:
 		return "program_limit_exceeded";
+	case PGQ_ERR_READ_ONLY:
+		return "read_only";
+	case PGQ_ERR_AUTH:
+		return "authentication";
+	case PGQ_ERR_PERMISSION:
+		return "insufficient_privilege";
 	case PGQ_ERR_OTHER:
 		break;
 	}

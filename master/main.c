@@ -2,8 +2,8 @@
  * pgq-master: loads and checks the INI file, opens the log and the pidfile,
  * drops root to [pgq] user, opens the LISTEN connection, forks the workers
  * and runs the loop until a shutdown completes. `-t` only checks the file.
- * Exit codes: 0 after a shutdown, 64 usage, 78 configuration, 1 any other
- * failure to start.
+ * Exit codes: 0 after a shutdown, 64 usage, 78 configuration, 69 a drain
+ * that cannot run on its database, 1 any other failure to start.
  */
 #include "config.h"
 
@@ -16,6 +16,10 @@
 #include "common/log.h"
 #include "common/title.h"
 #include "master/master_int.h"
+#include "worker/worker.h"
+
+/* A drain whose database cannot serve it (EX_UNAVAILABLE). */
+#define MASTER_EX_UNAVAILABLE 69
 
 static void
 usage(FILE *fp)
@@ -35,6 +39,30 @@ usage(FILE *fp)
 		"signals: TERM graceful, INT fast, QUIT immediate, HUP "
 		"reload,\n"
 		"TTIN/TTOU one worker more/fewer, USR1 reopen the log\n");
+}
+
+/*
+ * --drain checks first what a worker's first claim would meet: what only an
+ * operator can mend ends it at once, with the cause, rather than in retries
+ * that never end. An outage is waited out as in a normal run.
+ */
+static int
+drain_check(const struct master *m)
+{
+	struct pgq_error err;
+
+	if (worker_drain_check(m->cf, &err) == 0)
+		return 0;
+	if (!driver_error_fatal(&err)) {
+		log_warnx("drain: %s: %s: waiting for it",
+			  driver_error_cause(&err), err.message);
+		return 0;
+	}
+	log_error("drain: cannot run: %s: %s sqlstate=%s%s%s",
+		  driver_error_cause(&err), err.message,
+		  err.sqlstate[0] != '\0' ? err.sqlstate : "-",
+		  err.hint[0] != '\0' ? " hint: " : "", err.hint);
+	return MASTER_EX_UNAVAILABLE;
 }
 
 int
@@ -131,7 +159,9 @@ main(int argc, char **argv)
 		goto out;
 	}
 	m.nworkers = m.cf->workers;
-	rc = master_run(&m);
+	rc = m.drain ? drain_check(&m) : 0;
+	if (rc == 0)
+		rc = master_run(&m);
 	pidfile_remove();
 out:
 	master_clear(&m);

@@ -144,6 +144,41 @@ consumer_burst(const struct pgq_entrypoint_options *o)
 					    : 0.0;
 }
 
+/* The text parameters of a limited entrypoint's statements. */
+struct limited_args {
+	char climit[16], rate[40], burst[40], most[24], timeout[48];
+};
+
+static void
+limited_args_init(const struct pgq_consumer *c, const struct consumer_ep *ep,
+		  uint64_t room, struct limited_args *a)
+{
+	const struct pgq_entrypoint_options *o = &ep->opt;
+
+	snprintf(a->climit, sizeof(a->climit), "%d", (int)o->concurrency_limit);
+	snprintf(a->rate, sizeof(a->rate), "%.17g", o->requests_per_second);
+	snprintf(a->burst, sizeof(a->burst), "%.17g", consumer_burst(o));
+	snprintf(a->most, sizeof(a->most), "%llu", (unsigned long long)room);
+	snprintf(a->timeout, sizeof(a->timeout), "%llu milliseconds",
+		 (unsigned long long)c->opt.heartbeat_timeout_ms);
+}
+
+/* CLAIM_LIMITED's eight values (borrowing a's strings). */
+static void
+limited_claim_values(const struct pgq_consumer *c, const struct consumer_ep *ep,
+		     const struct limited_args *a, bool bring, bool may_ticket,
+		     const char **values)
+{
+	values[0] = ep->name;
+	values[1] = a->most;
+	values[2] = a->climit;
+	values[3] = a->rate;
+	values[4] = bring ? "1" : "0";
+	values[5] = a->timeout;
+	values[6] = c->qmid;
+	values[7] = may_ticket ? "true" : "false";
+}
+
 /* Ends a limited claim's transaction after an error. */
 static void
 consumer_rollback(struct pgq_consumer *c)
@@ -151,14 +186,33 @@ consumer_rollback(struct pgq_consumer *c)
 	sql_rollback(lib_session(c->q));
 }
 
-/* Explains a missing limits table: the database was installed by PgQueuer
- * (or an older pgq) and not upgraded since. */
+/*
+ * Explains what a limited claim misses: the limits table (the database was
+ * installed by PgQueuer, or an older pgq, and not upgraded since), or the
+ * capacity slots of PgQueuer 1.4's layout (a 1.3 queue: 42703, column
+ * "slot" does not exist).
+ */
 static void
 consumer_limits_missing(const struct pgq_consumer *c,
 			const struct consumer_ep *ep, struct pgq_error *err)
 {
+	char server[sizeof(err->message)];
+
 	if (err->klass != PGQ_ERR_UNDEFINED_TABLE)
 		return;
+	if (strcmp(err->sqlstate, "42703") == 0) {
+		snprintf(server, sizeof(server), "%s", err->message);
+		driver_error_set(err, PGQ_ERR_UNDEFINED_TABLE,
+				 "entrypoint %s has limits but queue %s has an "
+				 "older layout (%s): run pgq upgrade",
+				 ep->name, lib_session(c->q)->names.queue,
+				 server);
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "42703");
+		driver_error_hint(err, "limited claims take PgQueuer 1.4's "
+				       "capacity slots; pgq upgrade adds "
+				       "them to a PgQueuer 1.3 queue");
+		return;
+	}
 	driver_error_set(err, PGQ_ERR_UNDEFINED_TABLE,
 			 "entrypoint %s has limits but table %s_pgq_limits "
 			 "is missing: run pgq upgrade",
@@ -223,7 +277,7 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 {
 	const struct pgq_entrypoint_options *o = &ep->opt;
 	struct sql_session *s = lib_session(c->q);
-	char climit[16], rate[40], burst[40], most[24], timeout[48];
+	struct limited_args a;
 	const char *values[8];
 	bool bring = ep->ticket && clock_mono_ms() >= ep->ticket_due_ms;
 	bool rated = o->requests_per_second > 0.0;
@@ -237,18 +291,13 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 	 */
 	if (o->concurrency_limit > 0)
 		room = 1;
-	snprintf(climit, sizeof(climit), "%d", (int)o->concurrency_limit);
-	snprintf(rate, sizeof(rate), "%.17g", o->requests_per_second);
-	snprintf(burst, sizeof(burst), "%.17g", consumer_burst(o));
-	snprintf(most, sizeof(most), "%llu", (unsigned long long)room);
-	snprintf(timeout, sizeof(timeout), "%llu milliseconds",
-		 (unsigned long long)c->opt.heartbeat_timeout_ms);
+	limited_args_init(c, ep, room, &a);
 	if (sql_begin(s, err) == -1)
 		return -1;
 	values[0] = ep->name;
-	values[1] = climit;
-	values[2] = rate;
-	values[3] = burst;
+	values[1] = a.climit;
+	values[2] = a.rate;
+	values[3] = a.burst;
 	res = sql_exec(s, SQL_LIMIT_LOCK, 4, values, err);
 	if (res == NULL)
 		goto fail;
@@ -259,13 +308,7 @@ consumer_claim_limited(struct pgq_consumer *c, struct consumer_ep *ep,
 		consumer_rollback(c);
 		return 0;
 	}
-	values[1] = most;
-	values[2] = climit;
-	values[3] = rate;
-	values[4] = bring ? "1" : "0";
-	values[5] = timeout;
-	values[6] = c->qmid;
-	values[7] = ep->ticket ? "false" : "true";
+	limited_claim_values(c, ep, &a, bring, !ep->ticket, values);
 	res = sql_exec(s, SQL_CLAIM_LIMITED, 8, values, err);
 	if (res == NULL)
 		goto fail;
@@ -420,6 +463,55 @@ consumer_claim(struct pgq_consumer *c, struct claim_result *cr,
 			     c->nbatch, err->message);
 	consumer_log(c, LOG_LEVEL_DEBUG, "claimed %zu jobs", c->nbatch);
 	return (int)c->nbatch;
+}
+
+/*
+ * The probe claims what a claim would, with room for none: the fast path's
+ * CLAIM and each limited entrypoint's CLAIM_LIMITED, in one transaction
+ * that is rolled back (CLAIM_LIMITED may refill a bucket). Every object,
+ * column and privilege is checked when a statement starts, so a claim of
+ * nothing meets what a real one would.
+ */
+int
+consumer_probe(struct pgq_consumer *c, struct pgq_error *err)
+{
+	struct sql_session *s = lib_session(c->q);
+	const char *values[8];
+	struct limited_args a;
+	PGresult *res;
+
+	if (sql_begin(s, err) == -1)
+		return -1;
+	for (size_t i = 0; i < c->neps; i++) {
+		struct consumer_ep *ep = &c->eps[i];
+
+		if (!ep->limited)
+			continue;
+		limited_args_init(c, ep, 0, &a);
+		limited_claim_values(c, ep, &a, false, false, values);
+		res = sql_exec(s, SQL_CLAIM_LIMITED, 8, values, err);
+		if (res == NULL) {
+			consumer_limits_missing(c, ep, err);
+			goto fail;
+		}
+		PQclear(res);
+	}
+	if (c->nfree > 0) {
+		limited_args_init(c, &c->eps[0], 0, &a);
+		values[0] = c->ep_array;
+		values[1] = a.most;
+		values[2] = a.timeout;
+		values[3] = c->qmid;
+		res = sql_exec(s, SQL_CLAIM, 4, values, err);
+		if (res == NULL)
+			goto fail;
+		PQclear(res);
+	}
+	consumer_rollback(c);
+	return 0;
+fail:
+	consumer_rollback(c);
+	return -1;
 }
 
 bool

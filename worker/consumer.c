@@ -82,40 +82,58 @@ consumer_stopped(struct pgq_consumer *c)
 		c->hooks.stopped(c->hooks.arg);
 }
 
-static bool
-consumer_error_is_fatal(const struct pgq_error *err)
-{
-	return err->klass == PGQ_ERR_UNDEFINED_TABLE ||
-	       err->klass == PGQ_ERR_CHECK || err->klass == PGQ_ERR_INVALID;
-}
-
 /*
- * A worker never dies of a database error; a library consumer returns on
- * errors that waiting cannot cure.
+ * A worker never dies of a database error, and says once what it waits
+ * for: an outage, or an operator (missing tables, a read-only database, a
+ * refused login or privilege); its retries go to the debug level. A library
+ * consumer returns on errors that waiting cannot cure, since nobody may read
+ * its log.
  */
 void
 consumer_db_error(struct pgq_consumer *c, const char *what,
 		  const struct pgq_error *err)
 {
 	uint64_t delay;
+	bool first;
 
-	if (c->library && consumer_error_is_fatal(err)) {
+	if (c->library && driver_error_fatal(err)) {
 		consumer_log(c, LOG_LEVEL_ERROR, "%s: %s", what, err->message);
 		c->fail_err = *err;
 		consumer_stopped(c);
 		return;
 	}
 	delay = driver_backoff_next_ms(&c->backoff);
-	consumer_log(
-		c, LOG_LEVEL_WARN,
-		"%s: %s sqlstate=%s class=%s retry_in=%llums", what,
-		err->message, err->sqlstate[0] != '\0' ? err->sqlstate : "-",
-		pgq_error_class_name(err->klass), (unsigned long long)delay);
+	first = driver_trouble_note(&c->trouble, err);
+	consumer_log(c, first ? LOG_LEVEL_WARN : LOG_LEVEL_DEBUG,
+		     "%s: %s sqlstate=%s class=%s retry_in=%llums%s%s%s%s",
+		     what, err->message,
+		     err->sqlstate[0] != '\0' ? err->sqlstate : "-",
+		     pgq_error_class_name(err->klass),
+		     (unsigned long long)delay, first ? "; waiting: " : "",
+		     first ? driver_error_cause(err) : "",
+		     first && err->hint[0] != '\0' ? " - " : "",
+		     first ? err->hint : "");
 	if (c->phase != CONSUMER_BACKOFF)
 		c->resume = c->phase;
 	c->phase = CONSUMER_BACKOFF;
 	ev_timer_set(&c->backoff_w, (double)delay / 1000.0, 0.);
 	ev_timer_start(c->loop, &c->backoff_w);
+}
+
+void
+consumer_db_ok(struct pgq_consumer *c)
+{
+	unsigned failures;
+	uint64_t lasted_ms;
+	char lasted[32];
+
+	driver_backoff_reset(&c->backoff);
+	if (!driver_trouble_over(&c->trouble, &failures, &lasted_ms))
+		return;
+	format_duration_ms(lasted_ms, lasted, sizeof(lasted));
+	consumer_log(c, LOG_LEVEL_INFO,
+		     "claims work again after %u failed attempts in %s",
+		     failures, lasted);
 }
 
 void
@@ -132,12 +150,17 @@ static int
 consumer_reconnect(struct pgq_consumer *c, struct pgq_error *err)
 {
 	PGconn *conn = pgq_conn(c->q);
+	PGVerbosity verbosity;
 
 	if (c->listening)
 		ev_io_stop(c->loop, &c->notify_w);
+	/* Verbose for the reset only: the server's SQLSTATE tells a refused
+	 * login from an outage. The connection may be the caller's. */
+	verbosity = PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
 	PQreset(conn);
+	(void)PQsetErrorVerbosity(conn, verbosity);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		driver_error_from_result(err, conn, NULL);
+		driver_error_from_connect(err, conn);
 		return -1;
 	}
 	if (driver_check(conn, PGQ_ROLE_CONSUMER, NULL, 0, err) == -1)
@@ -349,7 +372,7 @@ consumer_step_claim(struct pgq_consumer *c)
 		consumer_db_error(c, "claim failed", &err);
 		return -1;
 	}
-	driver_backoff_reset(&c->backoff);
+	consumer_db_ok(c);
 	if (c->listening)
 		consumer_read_notifies(c);
 	if (n > 0) {

@@ -185,6 +185,7 @@ struct pgq_consumer {
 	ev_timer kick_w; /* run a step outside the caller's stack */
 	ev_timer backoff_w;
 	struct driver_backoff backoff;
+	struct driver_trouble trouble; /* what the backoff waits for */
 
 	/* library mode: LISTEN on q's connection */
 	ev_io notify_w;
@@ -200,10 +201,13 @@ void consumer_log(const struct pgq_consumer *c, enum log_level level,
 void consumer_kick(struct pgq_consumer *c);
 /*
  * A statement failed: back off (reconnecting if the connection is gone)
- * and try again; the library stops on errors waiting cannot cure.
+ * and try again, saying so at warning level once per cause; the library
+ * stops on errors waiting cannot cure (driver_error_fatal).
  */
 void consumer_db_error(struct pgq_consumer *c, const char *what,
 		       const struct pgq_error *err);
+/* A claim worked: the end of a database trouble is said once. */
+void consumer_db_ok(struct pgq_consumer *c);
 /* Leaves BACKOFF at once (a stop does not wait for the database). */
 void consumer_backoff_cancel(struct pgq_consumer *c);
 /* Initialises the step's watchers (kick, backoff, stop). */

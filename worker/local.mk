@@ -7,7 +7,7 @@ libpgq_core_la_SOURCES += worker/worker_int.h worker/consumer_int.h \
 	worker/consumer_api.c worker/handler_fn.c
 libpgq_daemon_la_SOURCES += worker/worker.h worker/handler_module.c \
 	worker/handler_command.c worker/isolate.c worker/handler_builtin.c \
-	worker/worker.c
+	worker/worker.c worker/probe.c
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/unit/test_handlers tests/db/test_consumer

@@ -40,7 +40,8 @@ struct worker {
 	ev_signal term_w;
 	ev_timer connect_w;
 	struct driver_backoff backoff;
-	struct handler **handlers; /* per cf entrypoint until added */
+	struct driver_trouble trouble; /* what connecting waits for */
+	struct handler **handlers;     /* per cf entrypoint until added */
 	struct pgq *q;
 	struct pgq_consumer *c;
 	char qmid[UUID_STR_LEN];
@@ -537,12 +538,18 @@ worker_connect_cb(struct ev_loop *loop, ev_timer *t, int revents)
 			   PGQ_ROLE_CONSUMER, &err);
 	if (w->q == NULL) {
 		delay = driver_backoff_next_ms(&w->backoff);
-		log_warnx("cannot connect: %s sqlstate=%s class=%s "
-			  "retry_in=%llums",
-			  err.message,
-			  err.sqlstate[0] != '\0' ? err.sqlstate : "-",
-			  pgq_error_class_name(err.klass),
-			  (unsigned long long)delay);
+		/* Said once per cause; the retries go to the debug level. */
+		if (driver_trouble_note(&w->trouble, &err))
+			log_warnx("cannot connect: %s sqlstate=%s class=%s "
+				  "retry_in=%llums; waiting: %s",
+				  err.message,
+				  err.sqlstate[0] != '\0' ? err.sqlstate : "-",
+				  pgq_error_class_name(err.klass),
+				  (unsigned long long)delay,
+				  driver_error_cause(&err));
+		else
+			log_debug("cannot connect: %s retry_in=%llums",
+				  err.message, (unsigned long long)delay);
 		ev_timer_set(t, (double)delay / 1000.0, 0.);
 		ev_timer_start(loop, t);
 		return;

@@ -21,4 +21,14 @@
  */
 int worker_main(const struct conf *cf, unsigned slot, int chan_fd);
 
+/*
+ * What pgq-master --drain checks before it forks a worker (probe.c): a
+ * worker's connection on cf's dsn opens and passes the consumer checks, its
+ * claims of cf's entrypoints could run (consumer_probe), and the master's own
+ * listen_dsn, when set, opens too. Returns 0, or -1 with err:
+ * driver_error_fatal(err) tells what only an operator can mend from an
+ * outage the drain may wait out.
+ */
+int worker_drain_check(const struct conf *cf, struct pgq_error *err);
+
 #endif

@@ -268,5 +268,12 @@ void consumer_set_max_payload(struct pgq_consumer *c, const char *entrypoint,
 void consumer_set_max_jobs(struct pgq_consumer *c, uint64_t max_jobs);
 /* Runs the jobs already claimed, claims no more, then stops (stopped hook). */
 void consumer_retire(struct pgq_consumer *c);
+/*
+ * Runs the engine's claim statements for its entrypoints with room for no
+ * job, in a transaction rolled back: what a claim would meet (missing tables
+ * or an older layout, a read-only session, a missing privilege) without
+ * claiming anything. Returns 0, or -1 with err as a claim would fill it.
+ */
+int consumer_probe(struct pgq_consumer *c, struct pgq_error *err) PGQ_WUR;
 
 #endif

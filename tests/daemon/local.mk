@@ -119,3 +119,13 @@ tests_daemon_test_maint_SOURCES = tests/daemon/test_maint.c \
 tests_daemon_test_maint_CFLAGS = $(TEST_CFLAGS)
 tests_daemon_test_maint_LDADD = $(TEST_LIBS)
 EXTRA_tests_daemon_test_maint_DEPENDENCIES = $(DAEMON_DEPS)
+
+# What waiting cannot cure: --drain exits 69 naming the cause; the daemon
+# waits for missing tables quietly
+check_PROGRAMS += tests/daemon/test_drain
+TESTS += tests/daemon/test_drain
+tests_daemon_test_drain_SOURCES = tests/daemon/test_drain.c \
+	tests/daemon/suite.h
+tests_daemon_test_drain_CFLAGS = $(TEST_CFLAGS)
+tests_daemon_test_drain_LDADD = $(TEST_LIBS)
+EXTRA_tests_daemon_test_drain_DEPENDENCIES = $(DAEMON_DEPS)

@@ -822,6 +822,194 @@ Test(consumer, missing_schema_is_an_error_not_a_loop)
 	pgq_free(q);
 }
 
+/* ---- errors waiting cannot cure end a drain (the library logs nowhere) */
+
+struct timed_drain {
+	struct pgq_consumer *c;
+	struct pgq_error err;
+	int rc;
+	atomic_bool done;
+};
+
+static void *
+timed_drain_thread(void *arg)
+{
+	struct timed_drain *t = arg;
+
+	t->rc = pgq_consumer_drain(t->c, &t->err);
+	atomic_store(&t->done, true);
+	return NULL;
+}
+
+/*
+ * Drains c in a thread of its own and waits up to 10 s for it to return: a
+ * drain still running then is stopped, and the test fails (it would hang).
+ * Returns the drain's result, err filled as it left it.
+ */
+static int
+drain_within_10s(struct pgq_consumer *c, struct pgq_error *err)
+{
+	struct timed_drain t = {.c = c, .rc = 0};
+	uint64_t end = clock_mono_ms() + 10000;
+	bool in_time;
+	pthread_t th;
+
+	atomic_init(&t.done, false);
+	cr_assert_eq(pthread_create(&th, NULL, timed_drain_thread, &t), 0);
+	while (!atomic_load(&t.done) && clock_mono_ms() < end)
+		usleep(5000);
+	in_time = atomic_load(&t.done);
+	if (!in_time)
+		pgq_consumer_stop(c);
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert(in_time, "the drain was still retrying after 10 s");
+	*err = t.err;
+	return t.rc;
+}
+
+/* A login role without any privilege on the queue, for dbconn. */
+static struct pgq *
+open_as(const char *role, const char *extra)
+{
+	char ci[512];
+	struct pgq_error err;
+	struct pgq *q;
+
+	snprintf(ci, sizeof(ci), "%s user=%s %s", dbconn, role, extra);
+	q = pgq_connect(ci, NULL, PGQ_ROLE_CONSUMER, &err);
+	cr_assert_not_null(q, "%s", err.message);
+	return q;
+}
+
+Test(consumer, a_read_only_session_ends_a_drain)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),
+		   *q = open_q(PGQ_ROLE_CONSUMER);
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_consumer *c;
+	struct pgq_error err;
+
+	enqueue(p, "ro", NULL, 3, 0, NULL);
+	/* Turned read-only after pgq_wrap's check, as by a failover. */
+	PQclear(harness_query(pgq_conn(q),
+			      "SET default_transaction_read_only = on"));
+	c = consumer(q, &k, "ro", NULL);
+	cr_expect_eq(drain_within_10s(c, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_READ_ONLY, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "25006");
+	cr_expect_eq(atomic_load(&k.calls), 0);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
+Test(consumer, a_role_without_privileges_ends_a_drain)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER), *q;
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_consumer *c;
+	struct pgq_error err;
+
+	enqueue(p, "np", NULL, 3, 0, NULL);
+	PQclear(harness_query(pgq_conn(p),
+			      "DO $$ BEGIN CREATE ROLE pgq_consumer_np LOGIN; "
+			      "EXCEPTION WHEN duplicate_object THEN NULL; "
+			      "END $$"));
+	q = open_as("pgq_consumer_np", "");
+	c = consumer(q, &k, "np", NULL);
+	cr_expect_eq(drain_within_10s(c, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_PERMISSION, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "42501");
+	cr_expect_eq(atomic_load(&k.calls), 0);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
+Test(consumer, a_limited_entrypoint_on_a_1_3_queue_ends_a_drain)
+{
+	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),
+		   *q = open_q(PGQ_ROLE_CONSUMER);
+	struct counter k = {.outcome = PGQ_OUTCOME_SUCCESS};
+	struct pgq_entrypoint_options opt;
+	struct pgq_consumer *c;
+	struct pgq_error err;
+
+	enqueue(p, "lim", NULL, 3, 0, NULL);
+	/* PgQueuer 1.3's layout: no capacity slots. */
+	PQclear(harness_query(pgq_conn(p),
+			      "ALTER TABLE pgqueuer DROP COLUMN slot"));
+	pgq_entrypoint_options_init(&opt);
+	opt.concurrency_limit = 1;
+	c = consumer(q, &k, "lim", &opt);
+	cr_expect_eq(drain_within_10s(c, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_UNDEFINED_TABLE, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "42703");
+	cr_expect(strstr(err.message, "run pgq upgrade") != NULL, "%s",
+		  err.message);
+	cr_expect(strstr(err.message, "slot does not exist") != NULL, "%s",
+		  err.message);
+	cr_expect_eq(atomic_load(&k.calls), 0);
+	pgq_consumer_free(c);
+	pgq_free(q);
+	pgq_free(p);
+}
+
+/* The password changes and the consumer's backend goes during a drain. */
+struct relogin {
+	struct pgq *producer;
+	struct pgq *q;
+	atomic_int calls;
+};
+
+static enum pgq_outcome
+relogin_handler(const struct pgq_job *job, void *resources,
+		struct pgq_result *res)
+{
+	struct relogin *r = resources;
+
+	(void)job;
+	(void)res;
+	if (atomic_fetch_add(&r->calls, 1) == 0) {
+		PGconn *c = pgq_conn(r->producer);
+
+		PQclear(harness_query(c, "ALTER ROLE pgq_consumer_pw PASSWORD "
+					 "'Changed-Pass-2'"));
+		PQclear(harness_query(c, "SELECT pg_terminate_backend(%d)",
+				      PQbackendPID(pgq_conn(r->q))));
+	}
+	return PGQ_OUTCOME_SUCCESS;
+}
+
+Test(consumer, a_login_refused_at_a_reconnect_ends_a_drain)
+{
+	struct relogin r;
+	struct pgq_consumer *c;
+	struct pgq_error err;
+
+	memset(&r, 0, sizeof(r));
+	r.producer = open_q(PGQ_ROLE_PRODUCER);
+	harness_password_role("pgq_consumer_pw", "Right-Pass-1");
+	PQclear(harness_query(
+		pgq_conn(r.producer),
+		"GRANT ALL ON ALL TABLES IN SCHEMA public TO pgq_consumer_pw; "
+		"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "
+		"pgq_consumer_pw"));
+	enqueue(r.producer, "relog", NULL, 3, 0, NULL);
+	r.q = open_as("pgq_consumer_pw", "password=Right-Pass-1");
+	c = pgq_consumer_new(r.q, &r, &err);
+	cr_assert_not_null(c);
+	cr_assert_eq(pgq_consumer_add(c, "relog", relogin_handler, NULL, &err),
+		     0);
+	cr_expect_eq(drain_within_10s(c, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_AUTH, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "28P01");
+	cr_expect(strstr(err.message, "Right-Pass") == NULL, "%s", err.message);
+	pgq_consumer_free(c);
+	pgq_free(r.q);
+	pgq_free(r.producer);
+}
+
 Test(consumer, bad_arguments_are_refused)
 {
 	struct pgq *p = open_q(PGQ_ROLE_PRODUCER),

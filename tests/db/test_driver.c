@@ -338,6 +338,124 @@ Test(driver_db, unique_violation_and_other_errors_are_classified)
 	PQfinish(c);
 }
 
+/*
+ * The errors a drain cannot wait out, from real server errors: a write in a
+ * read-only session, an older layout's missing column, a missing privilege.
+ */
+Test(driver_db, read_only_old_layout_and_privilege_errors_are_fatal)
+{
+	struct pgq_error err;
+	PGconn *c, *np;
+	char ci[512];
+
+	snprintf(ci, sizeof(ci), "%s", harness_db_new(false));
+	c = connect_ok();
+	cr_assert_eq(driver_exec_simple(c, "CREATE TABLE t (k int)", &err), 0,
+		     "%s", err.message);
+	cr_expect_eq(driver_exec_simple(c,
+					"BEGIN READ ONLY; "
+					"INSERT INTO t VALUES (1)",
+					&err),
+		     -1);
+	cr_expect_eq(err.klass, PGQ_ERR_READ_ONLY);
+	cr_expect_str_eq(err.sqlstate, "25006");
+	cr_expect(driver_error_fatal(&err));
+	cr_expect(err.hint[0] != '\0');
+	PQclear(harness_query(c, "ROLLBACK"));
+
+	cr_expect_eq(driver_exec_simple(c, "SELECT slot FROM t", &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_UNDEFINED_TABLE);
+	cr_expect_str_eq(err.sqlstate, "42703");
+	cr_expect(strstr(err.hint, "pgq upgrade") != NULL, "%s", err.hint);
+	cr_expect(driver_error_fatal(&err));
+
+	PQclear(harness_query(c, "DO $$ BEGIN CREATE ROLE pgq_driver_np LOGIN; "
+				 "EXCEPTION WHEN duplicate_object THEN NULL; "
+				 "END $$"));
+	strncat(ci, " user=pgq_driver_np", sizeof(ci) - strlen(ci) - 1);
+	np = harness_connect(ci);
+	cr_expect_eq(driver_exec_simple(np, "SELECT k FROM t", &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_PERMISSION);
+	cr_expect_str_eq(err.sqlstate, "42501");
+	cr_expect(driver_error_fatal(&err));
+	PQfinish(np);
+	PQfinish(c);
+}
+
+Test(driver_db, a_read_only_session_is_refused_for_consumers_only)
+{
+	struct pgq_error err;
+	PGconn *c;
+
+	harness_db_new(false);
+	c = connect_ok();
+	PQclear(harness_query(c, "SET default_transaction_read_only = on"));
+	cr_expect_eq(driver_check(c, PGQ_ROLE_CONSUMER, NULL, 0, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_READ_ONLY);
+	cr_expect(strstr(err.message, "default_transaction_read_only is on") !=
+			  NULL,
+		  "%s", err.message);
+	cr_expect(err.hint[0] != '\0');
+	/* A producer may only read (pgq_queue_size on a standby). */
+	cr_expect_eq(driver_check(c, PGQ_ROLE_PRODUCER, NULL, 0, &err), 0, "%s",
+		     err.message);
+	PQfinish(c);
+
+	/* A database set read-only: every new session is. */
+	c = connect_ok();
+	PQclear(harness_query(c,
+			      "ALTER DATABASE %s SET "
+			      "default_transaction_read_only = on",
+			      PQdb(c)));
+	PQfinish(c);
+	c = connect_ok();
+	cr_expect_eq(driver_check(c, PGQ_ROLE_CONSUMER, NULL, 0, &err), -1);
+	cr_expect_eq(err.klass, PGQ_ERR_READ_ONLY);
+	PQfinish(c);
+}
+
+/*
+ * A refused login says so with the server's SQLSTATE (a wrong password is
+ * not an outage to wait out), in the default verbosity's words and without
+ * the password; the connection that opens is back to the default verbosity.
+ */
+Test(driver_db, a_refused_login_is_an_auth_error_with_its_sqlstate)
+{
+	struct pgq_error err;
+	PGconn *c;
+
+	harness_db_new(false);
+	harness_password_role("pgq_driver_pw", "Right-Pass-1");
+	c = driver_connect("user=pgq_driver_pw password=Wr0ng-Pass-9", &err);
+	cr_expect_null(c);
+	cr_expect_eq(err.klass, PGQ_ERR_AUTH, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "28P01");
+	cr_expect(driver_error_fatal(&err));
+	cr_expect(strstr(err.message, "password authentication failed for "
+				      "user \"pgq_driver_pw\"") != NULL,
+		  "%s", err.message);
+	cr_expect(strstr(err.message, "Wr0ng") == NULL, "%s", err.message);
+	cr_expect(strstr(err.message, "28P01") == NULL, "%s", err.message);
+	cr_expect(strstr(err.message, "LOCATION") == NULL, "%s", err.message);
+	cr_expect(strstr(err.hint, "pg_hba.conf") != NULL, "%s", err.hint);
+
+	c = driver_connect("user=pgq_no_such_role_here", &err);
+	cr_expect_null(c);
+	cr_expect_eq(err.klass, PGQ_ERR_AUTH, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "28000");
+	c = driver_connect("dbname=pgq_no_such_db_here", &err);
+	cr_expect_null(c);
+	cr_expect_eq(err.klass, PGQ_ERR_AUTH, "%s", err.message);
+	cr_expect_str_eq(err.sqlstate, "3D000");
+
+	c = driver_connect("user=pgq_driver_pw password=Right-Pass-1", &err);
+	cr_assert_not_null(c, "%s", err.message);
+	PQclear(PQexec(c, "SELECT nosuchcolumn"));
+	cr_expect(strstr(PQerrorMessage(c), "LOCATION") == NULL, "%s",
+		  PQerrorMessage(c));
+	PQfinish(c);
+}
+
 Test(driver_db, prepared_statements_are_prepared_once_and_reused)
 {
 	struct driver_prepared p;

@@ -120,6 +120,66 @@ harness_db_new(bool with_schema)
 	return harness_conninfo;
 }
 
+/* True once a login as role without a password is refused. */
+static bool
+harness_password_asked(const char *role)
+{
+	char ci[256];
+	PGconn *c;
+	bool asked;
+
+	snprintf(ci, sizeof(ci), "dbname=postgres user=%s password=''", role);
+	c = PQconnectdb(ci);
+	asked = PQstatus(c) != CONNECTION_OK;
+	PQfinish(c);
+	return asked;
+}
+
+void
+harness_password_role(const char *role, const char *password)
+{
+	PGconn *admin;
+	int tries;
+
+	if (getenv("PGQ_TEST_PGDIR") == NULL)
+		cr_skip_test("the cluster was not started by run-test: its "
+			     "pg_hba.conf is left alone");
+	admin = harness_connect(
+		"dbname=postgres options=-cclient_min_messages=warning");
+	/* One writer at a time: several tests may add their roles. */
+	PQclear(harness_query(admin, "SELECT pg_advisory_lock(20261201)"));
+	PQclear(harness_query(admin,
+			      "DO $$ BEGIN CREATE ROLE %s LOGIN PASSWORD '%s'; "
+			      "EXCEPTION WHEN duplicate_object THEN "
+			      "ALTER ROLE %s LOGIN PASSWORD '%s'; END $$",
+			      role, password, role, password));
+	/*
+	 * The password roles' lines first, then the file's own rules (tabs
+	 * made spaces: COPY would escape them), without comments. Read before
+	 * COPY opens the file, which empties it.
+	 */
+	PQclear(harness_query(
+		admin,
+		"CREATE TEMP TABLE hba AS "
+		"SELECT 'local all %s scram-sha-256' AS l, 0 AS o "
+		"UNION ALL SELECT regexp_replace(l, '\\t', ' ', 'g'), "
+		"row_number() OVER () "
+		"FROM regexp_split_to_table("
+		"pg_read_file(current_setting('hba_file')), '\\n') l "
+		"WHERE l !~ '^\\s*(#|$)' AND l <> 'local all %s scram-sha-256'",
+		role, role));
+	PQclear(harness_query(admin,
+			      "COPY (SELECT l FROM hba ORDER BY o) TO '%s'",
+			      harness_text(admin, "SHOW hba_file")));
+	PQclear(harness_query(admin, "SELECT pg_reload_conf()"));
+	for (tries = 0; tries < 1000 && !harness_password_asked(role); tries++)
+		usleep(10000);
+	PQclear(harness_query(admin, "SELECT pg_advisory_unlock(20261201)"));
+	PQfinish(admin);
+	cr_assert(tries < 1000, "the server never asked %s for a password",
+		  role);
+}
+
 const char *
 harness_bin(const char *name)
 {

@@ -29,6 +29,14 @@ long long harness_scalar(PGconn *conn, const char *fmt, ...)
 const char *harness_text(PGconn *conn, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Makes role a login role that must give password (scram-sha-256 in the
+ * cluster's pg_hba.conf; every other role keeps trust) and waits until the
+ * server has reloaded it. Skips the test on a cluster the harness did not
+ * start, whose pg_hba.conf is not ours to rewrite.
+ */
+void harness_password_role(const char *role, const char *password);
+
 /* Path of a program built in the tree (e.g. "pgq-master"). */
 const char *harness_bin(const char *name);
 

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,14 @@ Test(driver_errors, sqlstates_map_to_classes)
 		{"42704", PGQ_ERR_UNDEFINED_TABLE},
 		{"40001", PGQ_ERR_SERIALIZATION},
 		{"40P01", PGQ_ERR_SERIALIZATION},
+		{"42703", PGQ_ERR_UNDEFINED_TABLE},
+		{"3F000", PGQ_ERR_UNDEFINED_TABLE},
+		{"25006", PGQ_ERR_READ_ONLY},
+		{"28P01", PGQ_ERR_AUTH},
+		{"28000", PGQ_ERR_AUTH},
+		{"3D000", PGQ_ERR_AUTH},
+		{"42501", PGQ_ERR_PERMISSION},
+		{"54000", PGQ_ERR_LIMIT},
 		{"22P02", PGQ_ERR_OTHER},
 		{"23503", PGQ_ERR_OTHER},
 		{"57014", PGQ_ERR_OTHER},
@@ -41,6 +50,68 @@ Test(driver_errors, sqlstates_map_to_classes)
 			     cases[i].klass, "sqlstate \"%s\": got %d",
 			     cases[i].state != NULL ? cases[i].state : "(null)",
 			     driver_error_classify(cases[i].state));
+}
+
+/* What a drain stops on, and what it waits out. */
+Test(driver_errors, fatal_classes_are_those_waiting_cannot_cure)
+{
+	static const struct {
+		enum pgq_error_class klass;
+		bool fatal;
+		const char *cause;
+	} cases[] = {
+		{PGQ_ERR_UNDEFINED_TABLE, true, "the queue tables are missing"},
+		{PGQ_ERR_READ_ONLY, true, "the database is read-only"},
+		{PGQ_ERR_AUTH, true, "the server refused the login"},
+		{PGQ_ERR_PERMISSION, true, "permission denied"},
+		{PGQ_ERR_CHECK, true, "the connection check failed"},
+		{PGQ_ERR_INVALID, true, "invalid settings"},
+		{PGQ_ERR_CONNECTION, false, "the database cannot be reached"},
+		{PGQ_ERR_SERIALIZATION, false, "a database error"},
+		{PGQ_ERR_UNIQUE, false, "a database error"},
+		{PGQ_ERR_LIMIT, false, "a database error"},
+		{PGQ_ERR_OTHER, false, "a database error"},
+	};
+	struct pgq_error err;
+
+	for (size_t i = 0; i < PGQ_NELEM(cases); i++) {
+		driver_error_set(&err, cases[i].klass, "x");
+		cr_expect_eq(driver_error_fatal(&err), cases[i].fatal,
+			     "class %s", pgq_error_class_name(cases[i].klass));
+		cr_expect_str_eq(driver_error_cause(&err), cases[i].cause);
+	}
+	driver_error_set(&err, PGQ_ERR_UNDEFINED_TABLE, "x");
+	snprintf(err.sqlstate, sizeof(err.sqlstate), "42703");
+	cr_expect_str_eq(driver_error_cause(&err),
+			 "the queue has an older layout");
+	cr_expect_str_eq(pgq_error_class_name(PGQ_ERR_READ_ONLY), "read_only");
+	cr_expect_str_eq(pgq_error_class_name(PGQ_ERR_AUTH), "authentication");
+	cr_expect_str_eq(pgq_error_class_name(PGQ_ERR_PERMISSION),
+			 "insufficient_privilege");
+}
+
+/* A retry loop says its cause once, again when it changes, and its end. */
+Test(driver_errors, trouble_is_noted_once_per_cause_and_ends_once)
+{
+	struct driver_trouble t;
+	struct pgq_error conn, table;
+	unsigned failures = 0;
+	uint64_t lasted = 0;
+
+	memset(&t, 0, sizeof(t));
+	driver_error_set(&conn, PGQ_ERR_CONNECTION, "gone");
+	driver_error_set(&table, PGQ_ERR_UNDEFINED_TABLE, "no table");
+	snprintf(table.sqlstate, sizeof(table.sqlstate), "42P01");
+	cr_expect(!driver_trouble_over(&t, &failures, &lasted));
+	cr_expect(driver_trouble_note(&t, &conn));
+	cr_expect(!driver_trouble_note(&t, &conn));
+	cr_expect(!driver_trouble_note(&t, &conn));
+	cr_expect(driver_trouble_note(&t, &table));
+	cr_expect(!driver_trouble_note(&t, &table));
+	cr_expect(driver_trouble_over(&t, &failures, &lasted));
+	cr_expect_eq(failures, 5);
+	cr_expect(!driver_trouble_over(&t, &failures, &lasted));
+	cr_expect(driver_trouble_note(&t, &table));
 }
 
 Test(driver_errors, set_hint_and_clear)
