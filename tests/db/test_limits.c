@@ -792,7 +792,12 @@ Test(limits, a_limit_of_one_dispatches_in_queue_order_one_at_a_time)
 
 Test(limits, consumers_claim_at_the_rate)
 {
-	enum { CONSUMERS = 4, JOBS = 41 };
+	/*
+	 * 5/s rather than a faster rate: on a loaded machine a consumer
+	 * wakes some milliseconds late for each token, and at 200 ms a token
+	 * that lateness stays well inside the 10 % the test allows.
+	 */
+	enum { CONSUMERS = 4, JOBS = 16 };
 	struct runner r[CONSUMERS];
 	PGconn *c = conn();
 	double span, rate;
@@ -802,7 +807,7 @@ Test(limits, consumers_claim_at_the_rate)
 	atomic_store(&ran, 0);
 	for (int i = 0; i < CONSUMERS; i++) {
 		pgq_entrypoint_options_init(&r[i].opt);
-		r[i].opt.requests_per_second = 20.0;
+		r[i].opt.requests_per_second = 5.0;
 		r[i].opt.burst = 1.0;
 	}
 	run_consumers(r, CONSUMERS);
@@ -812,8 +817,9 @@ Test(limits, consumers_claim_at_the_rate)
 				      "WHERE status = 'picked'"),
 		      NULL);
 	rate = (JOBS - 1) / span;
-	cr_log_info("40 intervals in %.3fs: %.2f/s (want 20)", span, rate);
-	cr_expect(rate > 18.0 && rate < 22.0, "rate %.2f/s, want 20 +- 10%%",
+	cr_log_info("%d intervals in %.3fs: %.2f/s (want 5)", JOBS - 1, span,
+		    rate);
+	cr_expect(rate > 4.5 && rate < 5.5, "rate %.2f/s, want 5 +- 10%%",
 		  rate);
 	PQfinish(c);
 }
