@@ -1,1 +1,2 @@
 # doc/: filled in as it lands
+EXTRA_DIST += doc/DESIGN.md
